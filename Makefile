@@ -1,0 +1,28 @@
+# Two commands: `make run` and `make test`. Both install what they need (uv, then the locked env).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: run test lint bench sync uv rotate-keys
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+sync: uv
+	@$(UV) sync --frozen --quiet
+
+run: sync
+	$(UV) run --frozen python -m core.launcher
+
+lint: sync
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy .
+
+test: lint
+	$(UV) run --frozen pytest
+
+bench: sync
+	$(UV) run --frozen python -m bench.dag_overhead
+
+rotate-keys: sync
+	$(UV) run --frozen python -m core.cli rotate-keys

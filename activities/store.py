@@ -1,0 +1,48 @@
+"""Database reads and writes that workflows need, as activities."""
+
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from contracts import errors
+from contracts.agents import AgentSnapshot
+from core.db import session_scope
+from core.models import Agent
+from core.settings import get_settings
+
+
+def snapshot_of(agent: Agent) -> AgentSnapshot:
+    """The workflow-facing copy of an agent version."""
+    return AgentSnapshot.model_validate(agent, from_attributes=True)
+
+
+@activity.defn
+async def load_agent_snapshot(agent_id: int) -> AgentSnapshot:
+    """Pin one agent version by id for a run."""
+    async with session_scope(get_settings()) as session:
+        agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise ApplicationError(
+            f"agent {agent_id} does not exist", type=errors.AGENT_NOT_FOUND, non_retryable=True
+        )
+    return snapshot_of(agent)
+
+
+@activity.defn
+async def resolve_agent_snapshots(names: list[str]) -> dict[str, AgentSnapshot]:
+    """Pin the active version of each named agent, all at once, when a run starts."""
+    async with session_scope(get_settings()) as session:
+        rows = (
+            await session.exec(
+                select(Agent).where(Agent.name.in_(names), Agent.is_active)  # type: ignore[attr-defined]
+            )
+        ).all()
+    found = {agent.name: snapshot_of(agent) for agent in rows}
+    missing = sorted(set(names) - found.keys())
+    if missing:
+        raise ApplicationError(
+            f"no active version of agent(s): {', '.join(missing)}",
+            type=errors.AGENT_NOT_FOUND,
+            non_retryable=True,
+        )
+    return found

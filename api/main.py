@@ -1,0 +1,99 @@
+"""The FastAPI app: it only starts, signals and queries workflows and edits configuration."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import require_token
+from api.routes import agents, config, health, providers
+from core.crypto import CryptoError
+from core.db import dispose_engines
+from core.logs import setup_logging
+from core.settings import Settings, get_settings
+from core.temporal import connect
+from services.errors import Conflict, DomainError, Invalid, NotFound, Upstream
+
+log = logging.getLogger("goalflow.api")
+
+_STATUS: dict[type[DomainError], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Invalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, Upstream):
+        return JSONResponse({"detail": str(exc), "error": exc.kind}, status_code=exc.status_code)
+    code = next(c for cls, c in _STATUS.items() if isinstance(exc, cls))
+    return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # A uniqueness race lost to a concurrent request: the state changed under the caller.
+    log.info("integrity error: %s", type(exc).__name__)
+    return JSONResponse({"detail": "conflicts with the current state; retry"}, status_code=409)
+
+
+async def _crypto_error(_: Request, exc: Exception) -> JSONResponse:
+    log.error("secret handling failed: %s", exc)
+    return JSONResponse({"detail": "server cannot handle stored secrets"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; tests pass their own settings."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.temporal = None
+        try:
+            app.state.temporal = await connect(settings)
+        except RuntimeError:
+            # The API still serves config and readiness (503 naming Temporal) while it is down.
+            log.warning("Temporal at %s unreachable at start-up", settings.temporal_target)
+        yield
+        await dispose_engines()
+
+    app = FastAPI(
+        title="goalflow",
+        version="0.1.0",
+        description="Durable AI-agent work on Temporal.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.temporal = None
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(CryptoError, _crypto_error)
+
+    app.include_router(health.router)
+    app.include_router(config.router)
+    protected = [Depends(require_token)]
+    for module in (providers, agents):
+        app.include_router(module.router, dependencies=protected)
+    return app
+
+
+def main() -> None:
+    """Serve with uvicorn on API_PORT."""
+    import uvicorn
+
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host="0.0.0.0",
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""What workflows know about an agent: a pinned snapshot of one version, never a credential."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from contracts.usage import TokenUsage
+
+
+class AgentSnapshot(BaseModel):
+    """One agent version as resolved when a run started; later activations do not change it."""
+
+    id: int
+    name: str
+    version: int
+    provider_id: int
+    model: str
+    system_prompt: str = ""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    tools: list[str] = []
+    output_schema: dict[str, Any] | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The id the model resolver turns into a provider-backed model inside the activity."""
+        return f"goalflow:{self.provider_id}:{self.model}"
+
+
+class AgentTestInput(BaseModel):
+    agent_id: int
+    prompt: str = Field(min_length=1, max_length=100_000)
+
+
+class AgentRunOutput(BaseModel):
+    """The result of one agent run inside a workflow."""
+
+    output: Any
+    usage: TokenUsage
+    execution_time_ms: int
+
+
+class AgentTestResult(AgentRunOutput):
+    agent_id: int
+    agent_name: str
+    agent_version: int
+    model: str

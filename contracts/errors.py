@@ -1,0 +1,14 @@
+"""Typed failure names shared by workflows (which raise them) and the API (which maps them).
+
+Each is the `type` of a non-retryable `ApplicationError`, so a failure is final and the API can
+answer it by type, never by parsing a message.
+"""
+
+AGENT_NOT_FOUND = "AgentNotFound"
+PROVIDER_NOT_FOUND = "ProviderNotFound"
+PROVIDER_INACTIVE = "ProviderInactive"
+PROVIDER_AUTH = "ProviderAuthError"
+PROVIDER_REJECTED = "ProviderRequestRejected"
+PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+MODEL_OUTPUT_INVALID = "ModelOutputInvalid"
+SECRET_UNREADABLE = "SecretUnreadable"

@@ -1,0 +1,31 @@
+"""Custom search attributes that make runs findable in the Web UI and `temporal workflow list`."""
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+GOAL_ID = SearchAttributeKey.for_keyword("GoalId")
+DAG_ID = SearchAttributeKey.for_keyword("DagId")
+AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
+RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+
+SEARCH_ATTRIBUTES = (GOAL_ID, DAG_ID, AGENT_NAME, RUN_KIND)
+
+
+def search_attributes(
+    *,
+    goal_id: str | None = None,
+    dag_id: str | None = None,
+    agent_name: str | None = None,
+    run_kind: str,
+) -> TypedSearchAttributes:
+    """The attributes a goalflow workflow starts with; only the ones that apply are set."""
+    pairs = [
+        SearchAttributePair(key, value)
+        for key, value in (
+            (GOAL_ID, goal_id),
+            (DAG_ID, dag_id),
+            (AGENT_NAME, agent_name),
+            (RUN_KIND, run_kind),
+        )
+        if value is not None
+    ]
+    return TypedSearchAttributes(pairs)

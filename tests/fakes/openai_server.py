@@ -1,0 +1,150 @@
+"""A small OpenAI-compatible HTTP server for tests: the real openai client and pydantic-ai
+provider code run against it, so only the LLM itself is fake.
+
+Behaviour is scripted per model name, so tests that run concurrently never share a script.
+"""
+
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+"""Takes the chat-completions request body; returns an assistant `message` dict."""
+
+
+@dataclass
+class Fail:
+    """Answer one request with an HTTP error in OpenAI's error shape."""
+
+    status: int
+    message: str = "fake provider failure"
+
+
+@dataclass
+class FakeOpenAI:
+    """Programmable fake; `requests` records every call (path, headers, body)."""
+
+    api_key: str | None = None
+    models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    scripts: dict[str, deque[Fail | Handler]] = field(default_factory=lambda: defaultdict(deque))
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    port: int = 0
+    _ids: Any = field(default_factory=itertools.count)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, model: str, *steps: "Fail | Handler") -> None:
+        """Queue one-shot behaviours for a model; after them its handler (or echo) answers."""
+        self.scripts[model].extend(steps)
+
+    def calls(self, model: str) -> list[dict[str, Any]]:
+        """Chat requests made for a model."""
+        return [r for r in self.requests if r["body"].get("model") == model]
+
+    def _error(self, fail: Fail) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"message": fail.message, "type": "fake_error", "code": str(fail.status)}},
+            status_code=fail.status,
+        )
+
+    def _authorized(self, request: Request) -> bool:
+        return (
+            self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
+        )
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def list_models(request: Request) -> Any:
+            self.requests.append(
+                {"path": "/v1/models", "headers": dict(request.headers), "body": {}}
+            )
+            if not self._authorized(request):
+                return self._error(Fail(401, "Incorrect API key provided"))
+            return {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models],
+            }
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Any:
+            body = await request.json()
+            self.requests.append(
+                {"path": "/v1/chat/completions", "headers": dict(request.headers), "body": body}
+            )
+            if not self._authorized(request):
+                return self._error(Fail(401, "Incorrect API key provided"))
+            model = body.get("model", "")
+            if model not in self.models and not model.startswith("fake-"):
+                return self._error(Fail(404, f"The model `{model}` does not exist"))
+            queue = self.scripts.get(model)
+            step: Fail | Handler | None = queue.popleft() if queue else None
+            if isinstance(step, Fail):
+                return self._error(step)
+            handler = step or self.handlers.get(model) or echo
+            message = handler(body)
+            return {
+                "id": f"chatcmpl-{next(self._ids)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            }
+
+        return app
+
+
+def echo(body: dict[str, Any]) -> dict[str, Any]:
+    """Default behaviour: answer with the last user message, or call the output tool with it."""
+    last_user = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+    text = last_user if isinstance(last_user, str) else json.dumps(last_user)
+    return {"role": "assistant", "content": f"echo: {text}"}
+
+
+def tool_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message that calls one tool (how pydantic-ai receives structured output)."""
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{name}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+        ],
+    }
+
+
+def start(fake: FakeOpenAI) -> uvicorn.Server:
+    """Serve the fake on a free loopback port in a background thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    fake.port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server

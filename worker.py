@@ -1,0 +1,54 @@
+"""The goalflow worker: every workflow and activity, registered explicitly, on one task queue."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.providers import validate_provider
+from activities.store import load_agent_snapshot, resolve_agent_snapshots
+from core.logs import setup_logging
+from core.settings import Settings, get_settings
+from core.temporal import connect, ensure_search_attributes
+from workflows.agent_test import AgentTestWorkflow
+
+log = logging.getLogger("goalflow.worker")
+
+WORKFLOWS: list[type] = [
+    AgentTestWorkflow,
+]
+
+ACTIVITIES: list[Callable[..., Any]] = [
+    load_agent_snapshot,
+    resolve_agent_snapshots,
+    validate_provider,
+]
+
+
+def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
+    """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin)."""
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        max_concurrent_activities=200,
+    )
+
+
+async def main() -> None:
+    """Connect, make sure the search attributes exist, and poll until interrupted."""
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    worker = build_worker(client, settings)
+    log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
