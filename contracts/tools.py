@@ -1,0 +1,52 @@
+"""What workflows need to know about tools: names, how to run them, and their result shape.
+
+The tool implementations (activities) live in `activities/tools/`; this module is pure data so
+DagWorkflow can decide, inside the sandbox, how to schedule each tool.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts.usage import TokenUsage
+
+OUTPUT_INLINE_LIMIT = 16 * 1024
+"""Tool outputs whose JSON is larger than this go to an artifact and travel by reference."""
+
+ARTIFACT_REF_PREFIX = "artifact://"
+"""A string input equal to `artifact://<name>` is replaced by that artifact's content in the tool."""
+
+
+class ToolInfo(BaseModel):
+    """How DagWorkflow schedules a tool: its activity name, and whether it is cheap enough to run
+    as a local activity (pure computation, no I/O, milliseconds)."""
+
+    name: str
+    local: bool = False
+    timeout_s: float = 60.0
+
+
+class ToolResult(BaseModel):
+    """Every tool activity returns this: the output inline, or a reference when it is large."""
+
+    output: Any = None
+    artifact: str | None = None
+    preview: str = ""
+    size_bytes: int = 0
+    usage: TokenUsage = TokenUsage()
+
+
+BUILTIN_TOOLS: dict[str, ToolInfo] = {
+    info.name: info
+    for info in (
+        ToolInfo(name="noop", local=True, timeout_s=10),
+        ToolInfo(name="calculator", local=True, timeout_s=10),
+        ToolInfo(name="current_time", local=True, timeout_s=10),
+        ToolInfo(name="http_request", timeout_s=60),
+        ToolInfo(name="write_artifact", timeout_s=30),
+        ToolInfo(name="read_artifact", timeout_s=30),
+        ToolInfo(name="remember", timeout_s=30),
+        ToolInfo(name="recall", timeout_s=30),
+        ToolInfo(name="run_agent", timeout_s=600),
+    )
+}
