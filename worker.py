@@ -8,23 +8,47 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.agent_tasks import load_task_attachments
+from activities.catalog import load_planning_catalog
+from activities.dag import load_artifact_text, offload_output
+from activities.goals import fetch_dag_status, load_goal_snapshot, record_run_usage, save_goal_report
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
+from activities.tools.registry import TOOL_ACTIVITIES
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
+from workflows.agent_task import AgentTaskWorkflow
 from workflows.agent_test import AgentTestWorkflow
+from workflows.dag import DagWorkflow
+from workflows.experiment import DagExperimentWorkflow
+from workflows.goal import GoalWorkflow
+from workflows.planner import PlannerWorkflow
 
 log = logging.getLogger("goalflow.worker")
 
 WORKFLOWS: list[type] = [
+    AgentTaskWorkflow,
     AgentTestWorkflow,
+    DagExperimentWorkflow,
+    DagWorkflow,
+    GoalWorkflow,
+    PlannerWorkflow,
 ]
 
 ACTIVITIES: list[Callable[..., Any]] = [
+    fetch_dag_status,
+    load_artifact_text,
     load_agent_snapshot,
+    load_goal_snapshot,
+    load_planning_catalog,
+    load_task_attachments,
+    offload_output,
+    record_run_usage,
     resolve_agent_snapshots,
+    save_goal_report,
     validate_provider,
+    *TOOL_ACTIVITIES,
 ]
 
 

@@ -6,7 +6,7 @@ so a credential never enters workflow code, activity arguments or history.
 """
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from openai import AsyncOpenAI
 from pydantic_ai import Agent
@@ -23,7 +23,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
+from activities.tools.toolset import build_toolset
 from contracts import errors
+from contracts.tools import AgentToolDeps
 from core.crypto import CryptoError, decrypt
 from core.db import session_scope
 from core.models import Provider, ProviderKind
@@ -58,17 +60,13 @@ def base_url_for(kind: ProviderKind, base_url: str | None) -> str:
         return base_url
     if kind in DEFAULT_BASE_URLS:
         return DEFAULT_BASE_URLS[kind]
-    raise ApplicationError(
-        "provider has no base_url", type=errors.PROVIDER_REJECTED, non_retryable=True
-    )
+    raise ApplicationError("provider has no base_url", type=errors.PROVIDER_REJECTED, non_retryable=True)
 
 
 def openai_client(*, kind: ProviderKind, base_url: str | None, api_key: str | None) -> AsyncOpenAI:
     """An OpenAI-protocol client for a provider; no client-side retries stacked on Temporal's."""
     # Ollama and many self-hosted servers ignore the key, but the client insists on one.
-    return AsyncOpenAI(
-        api_key=api_key or "no-key", base_url=base_url_for(kind, base_url), max_retries=0
-    )
+    return AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url_for(kind, base_url), max_retries=0)
 
 
 def build_model(*, kind: ProviderKind, model: str, client: AsyncOpenAI) -> Model:
@@ -100,9 +98,7 @@ async def load_provider_client(provider_id: int) -> tuple[Provider, AsyncOpenAI]
         try:
             api_key = decrypt(settings, provider.encrypted_api_key)
         except CryptoError as exc:
-            raise ApplicationError(
-                str(exc), type=errors.SECRET_UNREADABLE, non_retryable=True
-            ) from None
+            raise ApplicationError(str(exc), type=errors.SECRET_UNREADABLE, non_retryable=True) from None
     return provider, openai_client(kind=provider.kind, base_url=provider.base_url, api_key=api_key)
 
 
@@ -136,20 +132,25 @@ async def resolve_model(ctx: ModelResolutionContext[Any], model_id: str) -> Mode
     return build_model(kind=provider.kind, model=model, client=client)
 
 
-goalflow_agent: Agent[None, Any] = Agent(
+AgentDeps = AgentToolDeps | None
+"""Each run passes the version's tool names; a run without deps is offered no tools."""
+
+goalflow_agent: Agent[AgentDeps, Any] = Agent(
     # Every run passes its own model id; this placeholder only satisfies Temporal's need for a
     # default and is never resolved.
     f"{MODEL_ID_PREFIX}0:unset",
     name="goalflow_agent",
     output_type=str,
+    deps_type=cast(type[AgentDeps], AgentDeps),
+    # The toolset id is part of the tool-call activity name: never rename it.
+    toolsets=[build_toolset()],
     capabilities=[
         ResolveModelId(resolve_model),
         TemporalDurability(
-            model_activity_config=ActivityConfig(
-                start_to_close_timeout=LLM_TIMEOUT, retry_policy=LLM_RETRY
-            ),
+            model_activity_config=ActivityConfig(start_to_close_timeout=LLM_TIMEOUT, retry_policy=LLM_RETRY),
         ),
     ],
 )
 """The one durable agent: each goalflow agent version is this agent run with its own model id,
-instructions, settings and output type. Its name is part of activity names: never rename it."""
+instructions, settings, output type and allowed tools. Its name is part of activity names: never
+rename it."""

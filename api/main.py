@@ -5,11 +5,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.deps import require_token
-from api.routes import agents, config, health, providers
+from api.routes import (
+    agents,
+    artifacts,
+    config,
+    dag_executions,
+    dags,
+    experiments,
+    goals,
+    health,
+    memories,
+    providers,
+    runs,
+    stats,
+    task,
+    tools,
+)
 from core.crypto import CryptoError
 from core.db import dispose_engines
 from core.logs import setup_logging
@@ -38,6 +55,22 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
     # A uniqueness race lost to a concurrent request: the state changed under the caller.
     log.info("integrity error: %s", type(exc).__name__)
     return JSONResponse({"detail": "conflicts with the current state; retry"}, status_code=409)
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value validation let through (a NUL character, an out-of-range number).
+    log.info("data error: %s", type(getattr(exc, "orig", exc)).__name__)
+    return JSONResponse(
+        {"detail": "a value is out of range for the database or holds a NUL character"},
+        status_code=422,
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default answer echoes each bad `input`, which can be an API key: leave it out.
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _crypto_error(_: Request, exc: Exception) -> JSONResponse:
@@ -72,11 +105,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(CryptoError, _crypto_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _data_error)
 
     app.include_router(health.router)
     app.include_router(config.router)
     protected = [Depends(require_token)]
-    for module in (providers, agents):
+    for module in (
+        providers,
+        agents,
+        dags,
+        dag_executions,
+        experiments,
+        tools,
+        artifacts,
+        goals,
+        runs,
+        memories,
+        task,
+        stats,
+    ):
         app.include_router(module.router, dependencies=protected)
     return app
 

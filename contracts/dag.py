@@ -4,17 +4,35 @@ Pure Pydantic: safe inside the workflow sandbox. Validation that needs the tool 
 agent table takes what it needs as arguments (see `contracts/dag_validation.py`).
 """
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
+from contracts.agents import AgentSnapshot
 from contracts.usage import TokenUsage
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
 
 MAX_NODES = 10_000
 MAX_PARALLEL = 256
+MAX_SPEC_BYTES = 1_000_000
+"""Compact JSON size of a whole spec; it travels in the workflow input (Temporal caps a payload
+at 2 MB), together with params, pinned agents and continue-as-new state."""
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+def _is_false(value: Any) -> bool:
+    return value is False
 
 
 class RetrySpec(BaseModel):
@@ -26,15 +44,16 @@ class RetrySpec(BaseModel):
 class NodeSpec(BaseModel):
     """One step: a tool call (`tool` + `input`) or an agent call (`agent` + `prompt`)."""
 
+    # Fields at their defaults are left out of the JSON so a 10,000-node spec stays a small payload.
     id: NodeId
-    tool: str | None = Field(default=None, max_length=100)
-    input: dict[str, Any] = {}
-    agent: str | None = Field(default=None, max_length=63)
-    prompt: str | None = Field(default=None, max_length=100_000)
-    depends_on: list[NodeId] = []
-    retry: RetrySpec | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
-    requires_approval: bool = False
+    tool: str | None = Field(default=None, max_length=100, exclude_if=_is_none)
+    input: dict[str, Any] = Field(default_factory=dict, exclude_if=_is_empty)
+    agent: str | None = Field(default=None, max_length=63, exclude_if=_is_none)
+    prompt: str | None = Field(default=None, max_length=100_000, exclude_if=_is_none)
+    depends_on: list[NodeId] = Field(default_factory=list, exclude_if=_is_empty)
+    retry: RetrySpec | None = Field(default=None, exclude_if=_is_none)
+    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600, exclude_if=_is_none)
+    requires_approval: bool = Field(default=False, exclude_if=_is_false)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "NodeSpec":
@@ -74,3 +93,160 @@ class ExecutionStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+TERMINAL_NODE_STATUSES = frozenset(
+    {NodeStatus.succeeded, NodeStatus.failed, NodeStatus.skipped, NodeStatus.cancelled}
+)
+
+
+class NodeOutput(BaseModel):
+    """A node's result: the value inline, or a reference to the artifact that holds it."""
+
+    value: Any = None
+    artifact: str | None = None
+    preview: str = ""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class NodeState(BaseModel):
+    """One node as the status query reports it. `attempts` counts how often the workflow started
+    the node (resume retries included); Temporal's own activity retries happen inside one attempt."""
+
+    id: str
+    status: NodeStatus = NodeStatus.pending
+    attempts: int = Field(default=0, exclude_if=_is_empty)
+    started_at: datetime | None = Field(default=None, exclude_if=_is_none)
+    finished_at: datetime | None = Field(default=None, exclude_if=_is_none)
+    output_preview: str = Field(default="", exclude_if=_is_empty)
+    output: Any = Field(default=None, exclude_if=_is_none)
+    artifact: str | None = Field(default=None, exclude_if=_is_none)
+    error: str | None = Field(default=None, exclude_if=_is_none)
+    usage: TokenUsage = Field(
+        default_factory=TokenUsage, exclude_if=lambda u: u.requests == 0 and u.total_tokens == 0
+    )
+    waiting_reason: str | None = Field(default=None, exclude_if=_is_none)
+    reused: bool = Field(default=False, exclude_if=_is_false)
+
+    def node_output(self) -> NodeOutput:
+        """What a later execution needs to reuse this node instead of running it again."""
+        return NodeOutput(
+            value=self.output, artifact=self.artifact, preview=self.output_preview, usage=self.usage
+        )
+
+
+class DagStatus(BaseModel):
+    """The `status` query: live while the execution runs, final once it closed."""
+
+    execution_status: ExecutionStatus
+    nodes: list[NodeState]
+    done: int
+    total: int
+    usage: TokenUsage
+    suspended_node: str | None = None
+    error: str | None = None
+
+
+class DagResult(BaseModel):
+    """What a succeeded execution returns. `outputs` holds the inline outputs of the sink nodes
+    (no node depends on them), as long as they fit a result payload; everything else is in
+    `nodes` and in artifacts."""
+
+    status: ExecutionStatus
+    nodes: list[NodeState]
+    usage: TokenUsage
+    outputs: dict[str, Any] = {}
+
+
+class ApprovalDecision(BaseModel):
+    node_id: str = Field(min_length=1, max_length=64)
+    comment: str = Field(default="", max_length=2000)
+
+
+class ResumeRequest(BaseModel):
+    """Un-suspend an execution: retry the failed node, skip it (its dependents are skipped too),
+    or patch its input (tool nodes: the new input dict; agent nodes: `{"prompt": ...}`) and retry."""
+
+    node_id: str = Field(min_length=1, max_length=64)
+    action: Literal["retry", "skip", "patch"]
+    input: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _patch_has_input(self) -> "ResumeRequest":
+        if self.action == "patch" and self.input is None:
+            raise ValueError("action 'patch' needs an 'input'")
+        return self
+
+
+DagEventKind = Literal[
+    "execution_started",
+    "execution_suspended",
+    "execution_resumed",
+    "execution_succeeded",
+    "execution_failed",
+    "execution_cancelled",
+    "continued_as_new",
+    "node_waiting_approval",
+    "node_approved",
+    "node_rejected",
+    "node_started",
+    "node_succeeded",
+    "node_failed",
+    "node_skipped",
+    "node_cancelled",
+]
+
+
+class DagEvent(BaseModel):
+    """One entry of the execution's event stream (topic "events"). `seq` is the workflow's own
+    count of events it published; subscribers should address events by the stream offset."""
+
+    seq: int = 0
+    kind: DagEventKind
+    node_id: str | None = None
+    status: str | None = None
+    message: str = ""
+    at: datetime
+
+
+class CarriedNode(BaseModel):
+    """A finished node compacted for continue-as-new: short keys, epoch milliseconds."""
+
+    i: str
+    s: NodeStatus
+    a: int = Field(default=0, exclude_if=_is_empty)
+    t0: int | None = Field(default=None, exclude_if=_is_none)
+    t1: int | None = Field(default=None, exclude_if=_is_none)
+    p: str = Field(default="", exclude_if=_is_empty)
+    o: Any = Field(default=None, exclude_if=_is_none)
+    r: str | None = Field(default=None, exclude_if=_is_none)
+    e: str | None = Field(default=None, exclude_if=_is_none)
+    u: TokenUsage | None = Field(default=None, exclude_if=_is_none)
+    ru: bool = Field(default=False, exclude_if=_is_false)
+
+
+class DagCarry(BaseModel):
+    """What one run of DagWorkflow hands the next across continue-as-new."""
+
+    nodes: list[CarriedNode] = []
+    approved: list[str] = []
+    event_seq: int = 0
+    runs: int = 1
+    started_at: datetime | None = None
+    stream: WorkflowStreamState | None = None
+
+
+class RunDagInput(BaseModel):
+    """Input of DagWorkflow. `agents` pins agent versions by name (None: the workflow pins the
+    active versions when it starts); `reuse_outputs` marks nodes succeeded without running them;
+    `carry` is continue-as-new state (None on a fresh start)."""
+
+    dag_id: int | None = None
+    spec: DagSpec
+    params: dict[str, Any] = {}
+    agents: dict[str, AgentSnapshot] | None = None
+    reuse_outputs: dict[str, NodeOutput] = {}
+    carry: DagCarry | None = None
+    nodes_per_run: int | None = Field(default=None, ge=1)
+    """Continue-as-new after this many node completions in one run even when Temporal does not
+    suggest it yet (tests and very chatty DAGs); None: only when suggested."""

@@ -6,7 +6,7 @@ DagWorkflow can decide, inside the sandbox, how to schedule each tool.
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.usage import TokenUsage
 
@@ -50,3 +50,36 @@ BUILTIN_TOOLS: dict[str, ToolInfo] = {
         ToolInfo(name="run_agent", timeout_s=600),
     )
 }
+
+
+class ToolDescription(BaseModel):
+    """A registered tool as `GET /api/v1/tools` lists it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    local: bool
+    timeout_s: float
+
+
+class AgentToolDeps(BaseModel):
+    """The deps every `goalflow_agent` run carries: which registry tools this run may offer the
+    model (the agent version's `tools` list), and how deeply agents are nested through
+    `run_agent` so a tool cannot recurse forever."""
+
+    tools: list[str] = []
+    depth: int = Field(default=0, ge=0)
+
+
+# Typed failure names of tools (the `type` of their non-retryable ApplicationErrors).
+TOOL_INPUT_INVALID = "ToolInputInvalid"
+TOOL_UNKNOWN = "ToolUnknown"
+CALCULATOR_REJECTED = "CalculatorRejected"
+TIMEZONE_INVALID = "TimezoneInvalid"
+URL_INVALID = "UrlInvalid"
+HTTP_DESTINATION_BLOCKED = "HttpDestinationBlocked"
+HTTP_TOO_MANY_REDIRECTS = "HttpTooManyRedirects"
+HTTP_REQUEST_FAILED = "HttpRequestFailed"
+ARTIFACT_NAME_INVALID = "ArtifactNameInvalid"
+ARTIFACT_NOT_FOUND = "ArtifactNotFound"
+AGENT_DEPTH_EXCEEDED = "AgentDepthExceeded"

@@ -13,10 +13,17 @@ def _fernet(settings: Settings) -> MultiFernet:
     if settings.encryption_keys is None:
         raise CryptoError("ENCRYPTION_KEYS is not set")
     keys = [k.strip() for k in settings.encryption_keys.get_secret_value().split(",") if k.strip()]
+    if not keys:
+        raise CryptoError("ENCRYPTION_KEYS holds no key")
     try:
         return MultiFernet([Fernet(k) for k in keys])
     except ValueError as exc:  # a malformed key: say which setting, never echo the key
         raise CryptoError("ENCRYPTION_KEYS holds a malformed Fernet key") from exc
+
+
+def check_keys(settings: Settings) -> None:
+    """Raise CryptoError when ENCRYPTION_KEYS is unset, empty or malformed."""
+    _fernet(settings)
 
 
 def encrypt(settings: Settings, plaintext: str) -> str:

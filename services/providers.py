@@ -5,23 +5,29 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
+from temporalio.client import ActivityFailureError, Client
+from temporalio.common import RetryPolicy
 
 from activities.providers import ProviderCheck, validate_provider
-from core.crypto import encrypt, rotate
+from contracts import errors
+from core.crypto import check_keys, encrypt, rotate
 from core.models import Agent, ConnectionStatus, Provider, ProviderCreate, ProviderUpdate
+from core.models.provider import check_base_url
 from core.settings import Settings
-from services.errors import Conflict, NotFound
+from services.errors import Conflict, Invalid, NotFound, Upstream
 from services.ids import short_id
+from services.temporal_errors import application_cause
+
+VALIDATE_TIMEOUT = timedelta(seconds=30)
+VALIDATE_RETRY = RetryPolicy(maximum_attempts=3)
+"""A check answers a person waiting on it: a few attempts (a DB blip), never an endless retry."""
 
 
 def _key_hint(api_key: str) -> str:
     return api_key[-4:]
 
 
-async def _ensure_unique_name(
-    session: AsyncSession, name: str, *, exclude_id: int | None = None
-) -> None:
+async def _ensure_unique_name(session: AsyncSession, name: str, *, exclude_id: int | None = None) -> None:
     query = select(Provider.id).where(Provider.name == name)
     if exclude_id is not None:
         query = query.where(Provider.id != exclude_id)
@@ -43,9 +49,7 @@ async def list_providers(session: AsyncSession, *, limit: int, offset: int) -> l
     return list((await session.exec(query)).all())
 
 
-async def create_provider(
-    session: AsyncSession, settings: Settings, data: ProviderCreate
-) -> Provider:
+async def create_provider(session: AsyncSession, settings: Settings, data: ProviderCreate) -> Provider:
     """Store a provider; its key is encrypted before it reaches the session."""
     await _ensure_unique_name(session, data.name)
     provider = Provider.model_validate(data, update={"api_key": None})
@@ -67,6 +71,10 @@ async def update_provider(
     changes = data.model_dump(exclude_unset=True, exclude={"api_key"})
     if "name" in changes:
         await _ensure_unique_name(session, changes["name"], exclude_id=provider_id)
+    try:  # the patch alone is valid; the provider it produces must be too
+        check_base_url(changes.get("kind", provider.kind), changes.get("base_url", provider.base_url))
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
     provider.sqlmodel_update(changes)
     if "api_key" in data.model_fields_set:
         if data.api_key is None:
@@ -88,9 +96,7 @@ async def delete_provider(session: AsyncSession, provider_id: int) -> None:
     """Delete a provider that no agent version uses."""
     provider = await get_provider(session, provider_id)
     users = (
-        await session.exec(
-            select(func.count()).select_from(Agent).where(Agent.provider_id == provider_id)
-        )
+        await session.exec(select(func.count()).select_from(Agent).where(Agent.provider_id == provider_id))
     ).one()
     if users:
         raise Conflict(f"provider {provider_id} is used by {users} agent version(s)")
@@ -103,23 +109,31 @@ async def validate_connection(
 ) -> tuple[Provider, ProviderCheck]:
     """Run the validation activity (a standalone Temporal activity) and reload the provider."""
     await get_provider(session, provider_id)
-    check = await client.execute_activity(
-        validate_provider,
-        provider_id,
-        id=f"provider-validate-{provider_id}-{short_id()}",
-        task_queue=settings.task_queue,
-        start_to_close_timeout=timedelta(seconds=30),
-        summary=f"validate provider {provider_id}",
-    )
+    try:
+        check = await client.execute_activity(
+            validate_provider,
+            provider_id,
+            id=f"provider-validate-{provider_id}-{short_id()}",
+            task_queue=settings.task_queue,
+            start_to_close_timeout=VALIDATE_TIMEOUT,
+            schedule_to_close_timeout=VALIDATE_TIMEOUT * 3,
+            retry_policy=VALIDATE_RETRY,
+            summary=f"validate provider {provider_id}",
+        )
+    except ActivityFailureError as exc:
+        cause = application_cause(exc)
+        if cause is not None and cause.type == errors.PROVIDER_NOT_FOUND:
+            raise NotFound(cause.message) from None
+        kind = cause.type if cause is not None and cause.type else "ValidationFailed"
+        raise Upstream(f"provider {provider_id} validation failed ({kind})", kind=kind) from None
     session.expire_all()
     return await get_provider(session, provider_id), check
 
 
 async def rotate_keys(session: AsyncSession, settings: Settings) -> int:
     """Re-encrypt every stored key with the newest ENCRYPTION_KEYS entry; returns how many."""
-    rows = (
-        await session.exec(select(Provider).where(col(Provider.encrypted_api_key).is_not(None)))
-    ).all()
+    check_keys(settings)  # refuse unusable keys even when there is nothing to rotate
+    rows = (await session.exec(select(Provider).where(col(Provider.encrypted_api_key).is_not(None)))).all()
     for provider in rows:
         assert provider.encrypted_api_key is not None
         provider.encrypted_api_key = rotate(settings, provider.encrypted_api_key)

@@ -1,6 +1,8 @@
-"""Which tool names exist; the tool registry (DAG engine) fills this in."""
+"""Which tool names exist, according to the tool registry."""
 
-KNOWN_TOOLS: frozenset[str] = frozenset()
+from activities.tools.registry import tool_names
+
+KNOWN_TOOLS: frozenset[str] = tool_names()
 
 
 def unknown_tools(names: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts import errors
 from contracts.agents import AgentRunOutput, AgentSnapshot
+from contracts.tools import AgentToolDeps
 from contracts.usage import TokenUsage
 
 with workflow.unsafe.imports_passed_through():
@@ -19,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic_ai.exceptions import (
         ModelAPIError,
         ModelAuthenticationError,
+        ModelHTTPError,
         ModelRequestRejectedError,
         UnexpectedModelBehavior,
     )
@@ -36,6 +38,18 @@ def _model_settings(agent: AgentSnapshot) -> ModelSettings:
     return settings
 
 
+def describe_model_error(exc: ModelAPIError) -> str:
+    """The provider's own words with the status and model, instead of pydantic-ai's repr line."""
+    if not isinstance(exc, ModelHTTPError):
+        return str(exc)
+    detail: Any = exc.body
+    if isinstance(detail, dict):
+        detail = detail.get("message") or detail.get("error") or detail
+        if isinstance(detail, dict):
+            detail = detail.get("message", detail)
+    return f"provider answered HTTP {exc.status_code} for model {exc.model_name!r}: {detail}"
+
+
 def provider_failure(exc: BaseException) -> ApplicationError | None:
     """The typed, final error for a failed agent run, or None if it is not a provider failure."""
     if isinstance(exc, ActivityError) and isinstance(exc.cause, ApplicationError):
@@ -51,14 +65,13 @@ def provider_failure(exc: BaseException) -> ApplicationError | None:
         kind = errors.MODEL_OUTPUT_INVALID
     else:
         return None
-    return ApplicationError(str(exc), type=kind, non_retryable=True)
+    message = describe_model_error(exc) if isinstance(exc, ModelAPIError) else str(exc)
+    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 async def run_agent(agent: AgentSnapshot, prompt: str) -> AgentRunOutput:
     """Run one agent version on a prompt; every model request is a Temporal activity."""
-    output_type: Any = (
-        StructuredDict(agent.output_schema, name="output") if agent.output_schema else str
-    )
+    output_type: Any = StructuredDict(agent.output_schema, name="output") if agent.output_schema else str
     started = workflow.now()
     try:
         result = await goalflow_agent.run(
@@ -67,6 +80,8 @@ async def run_agent(agent: AgentSnapshot, prompt: str) -> AgentRunOutput:
             instructions=agent.system_prompt or None,
             model_settings=_model_settings(agent),
             output_type=output_type,
+            # Only the tools this version lists are offered; each call is an activity.
+            deps=AgentToolDeps(tools=agent.tools),
         )
     except Exception as exc:
         failure = provider_failure(exc)

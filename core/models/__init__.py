@@ -1,6 +1,10 @@
 """SQLModel tables; importing this package registers every table on `SQLModel.metadata`."""
 
 from core.models.agent import Agent, AgentCreate, AgentPublic, AgentUpdate
+from core.models.artifact import Artifact, ArtifactPublic
+from core.models.dag import Dag, DagCreate, DagPublic, DagUpdate
+from core.models.goal import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate, RunUsage
+from core.models.memory import Memory, MemoryCreate, MemoryPublic
 from core.models.provider import (
     ConnectionStatus,
     Provider,
@@ -15,10 +19,25 @@ __all__ = [
     "AgentCreate",
     "AgentPublic",
     "AgentUpdate",
+    "Artifact",
+    "ArtifactPublic",
     "ConnectionStatus",
+    "Dag",
+    "DagCreate",
+    "DagPublic",
+    "DagUpdate",
+    "Goal",
+    "GoalCreate",
+    "GoalPublic",
+    "GoalStatus",
+    "GoalUpdate",
+    "Memory",
+    "MemoryCreate",
+    "MemoryPublic",
     "Provider",
     "ProviderCreate",
     "ProviderKind",
     "ProviderPublic",
     "ProviderUpdate",
+    "RunUsage",
 ]

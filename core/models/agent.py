@@ -7,14 +7,14 @@ from pydantic import StringConstraints
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from core.models.common import created_at_field, json_field, updated_at_field
+from core.models.common import MAX_DB_ID, created_at_field, json_field, updated_at_field
 
 AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
 
 
 class AgentBase(SQLModel):
     name: AgentName = Field(index=True, max_length=63)
-    provider_id: int = Field(foreign_key="provider.id", index=True)
+    provider_id: int = Field(foreign_key="provider.id", index=True, ge=1, le=MAX_DB_ID)
     model: str = Field(min_length=1, max_length=200)
     system_prompt: str = Field(default="", max_length=50_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -30,7 +30,7 @@ class AgentCreate(AgentBase):
 
 
 class AgentUpdate(SQLModel):
-    provider_id: int | None = None
+    provider_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     system_prompt: str | None = Field(default=None, max_length=50_000)
     temperature: float | None = Field(default=None, ge=0, le=2)

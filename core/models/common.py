@@ -9,6 +9,9 @@ from sqlmodel import Field
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+MAX_DB_ID = 2**31 - 1
+"""Integer primary keys are int32 in PostgreSQL; a larger id must be a 422, not a DataError."""
+
 
 def utcnow() -> datetime:
     """Timezone-aware now; naive datetimes compare wrongly across SQLite and PostgreSQL."""

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, SecretStr, StringConstraints, model_validator
+from pydantic import AnyHttpUrl, SecretStr, StringConstraints, field_validator, model_validator
 from sqlalchemy import Column, DateTime, String
 from sqlmodel import Field, SQLModel
 
@@ -37,19 +37,30 @@ class ProviderBase(SQLModel):
     is_active: bool = True
 
 
-def _check_base_url(kind: ProviderKind | None, base_url: str | None) -> None:
-    if base_url is not None:
-        AnyHttpUrl(base_url)  # raises a ValueError that FastAPI turns into a 422
+def check_base_url(kind: ProviderKind | None, base_url: str | None) -> None:
+    """An endpoint must name one; only the well-known kinds have a default (422 otherwise)."""
     if kind is ProviderKind.openai_compatible and not base_url:
         raise ValueError("base_url is required for kind openai_compatible")
+
+
+def http_url(base_url: str | None) -> str | None:
+    """Reject what is not an http(s) URL, located at `base_url` in the 422."""
+    if base_url is not None:
+        AnyHttpUrl(base_url)
+    return base_url
 
 
 class ProviderCreate(ProviderBase):
     api_key: SecretStr | None = Field(default=None, max_length=1000)
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, base_url: str | None) -> str | None:
+        return http_url(base_url)
+
     @model_validator(mode="after")
     def _base_url(self) -> "ProviderCreate":
-        _check_base_url(self.kind, self.base_url)
+        check_base_url(self.kind, self.base_url)
         return self
 
 
@@ -60,19 +71,17 @@ class ProviderUpdate(SQLModel):
     is_active: bool | None = None
     api_key: SecretStr | None = Field(default=None, max_length=1000)
 
-    @model_validator(mode="after")
-    def _base_url(self) -> "ProviderUpdate":
-        _check_base_url(None, self.base_url)
-        return self
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, base_url: str | None) -> str | None:
+        return http_url(base_url)
 
 
 class Provider(ProviderBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     encrypted_api_key: str | None = None
     api_key_hint: str | None = Field(default=None, max_length=8)
-    connection_status: ConnectionStatus = Field(
-        default=ConnectionStatus.unknown, sa_type=String(16)
-    )
+    connection_status: ConnectionStatus = Field(default=ConnectionStatus.unknown, sa_type=String(16))
     last_error: str | None = None
     last_validated_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
@@ -94,6 +103,4 @@ class ProviderPublic(ProviderBase):
     @classmethod
     def of(cls, provider: Provider) -> "ProviderPublic":
         """The answer for a provider: the key itself never leaves the database."""
-        return cls.model_validate(
-            provider, update={"has_api_key": provider.encrypted_api_key is not None}
-        )
+        return cls.model_validate(provider, update={"has_api_key": provider.encrypted_api_key is not None})

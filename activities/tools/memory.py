@@ -1,0 +1,64 @@
+"""`remember` and `recall`: an agent's long-term memory in the memories table."""
+
+from typing import Any
+
+from pydantic import Field
+
+from activities.tools.base import ToolError, ToolInput, make_tool
+from core.db import session_scope
+from core.models.agent import AgentName
+from core.settings import get_settings
+from services import memories
+from services.errors import Invalid
+
+
+class RememberInput(ToolInput):
+    """What to remember, for which agent name, with optional tags."""
+
+    agent: AgentName
+    content: str = Field(min_length=1, max_length=20_000)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+class RecallInput(ToolInput):
+    """Words to look for in an agent's memories; the best `limit` matches come back."""
+
+    agent: AgentName
+    query: str = Field(default="", max_length=1000)
+    limit: int = Field(default=5, ge=1, le=50)
+
+
+async def remember(args: RememberInput) -> dict[str, Any]:
+    try:
+        async with session_scope(get_settings()) as session:
+            memory = await memories.add_memory(
+                session, agent_name=args.agent, content=args.content, tags=args.tags
+            )
+    except Invalid as exc:
+        raise ToolError(str(exc)) from None
+    return {"id": memory.id, "agent": memory.agent_name, "tags": memory.tags}
+
+
+async def recall(args: RecallInput) -> list[dict[str, Any]]:
+    async with session_scope(get_settings()) as session:
+        found = await memories.search_memories(
+            session, agent_name=args.agent, query=args.query, limit=args.limit
+        )
+    return [
+        {"id": m.id, "content": m.content, "tags": m.tags, "created_at": m.created_at.isoformat()}
+        for m in found
+    ]
+
+
+REMEMBER = make_tool(
+    name="remember",
+    description="Store a fact in an agent's long-term memory.",
+    input_model=RememberInput,
+    impl=remember,
+)
+RECALL = make_tool(
+    name="recall",
+    description="Search an agent's long-term memory; best matches first.",
+    input_model=RecallInput,
+    impl=recall,
+)

@@ -1,0 +1,55 @@
+"""The tool registry: every tool goalflow offers to DAG nodes and agents, by name.
+
+Each entry maps a name to its description, input model, Temporal activity (named after the tool)
+and `ToolInfo` (how DagWorkflow schedules it). The worker registers `TOOL_ACTIVITIES`; the API
+lists `TOOLS`; the DAG validator checks node inputs against `tool_schemas()`.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from activities.tools import agent, basic, calculator, files, http, memory
+from activities.tools.base import ToolSpec
+from contracts.tools import ToolDescription, ToolResult
+
+TOOLS: dict[str, ToolSpec] = {
+    spec.name: spec
+    for spec in (
+        basic.NOOP,
+        calculator.SPEC,
+        basic.CURRENT_TIME,
+        http.SPEC,
+        files.WRITE_ARTIFACT,
+        files.READ_ARTIFACT,
+        memory.REMEMBER,
+        memory.RECALL,
+        agent.SPEC,
+    )
+}
+
+TOOL_ACTIVITIES: list[Callable[..., Awaitable[ToolResult]]] = [spec.activity for spec in TOOLS.values()]
+
+
+def tool_names() -> frozenset[str]:
+    """Every registered tool name."""
+    return frozenset(TOOLS)
+
+
+def tool_schemas() -> dict[str, dict[str, Any]]:
+    """Tool name → JSON schema of its input; pure, for validating DAG node inputs up front."""
+    return {name: spec.input_schema() for name, spec in TOOLS.items()}
+
+
+def describe_tools(name: str | None = None) -> list[ToolDescription]:
+    """Registered tools (one, if `name` is given), as the API lists them."""
+    return [
+        ToolDescription(
+            name=spec.name,
+            description=spec.description,
+            input_schema=spec.input_schema(),
+            local=spec.info.local,
+            timeout_s=spec.info.timeout_s,
+        )
+        for spec in TOOLS.values()
+        if name is None or spec.name == name
+    ]

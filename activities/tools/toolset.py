@@ -1,0 +1,77 @@
+"""The registry as one pydantic-ai toolset for `goalflow_agent`.
+
+Its `id` names the Temporal activity every agent tool call runs in
+(`agent__goalflow_agent__toolset__goalflow_tools__call_tool`): never change it. The toolset is
+filtered per run to the agent version's `tools` (carried in `AgentToolDeps`), so the model is
+only offered the tools its version lists; a run without deps is offered none.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
+from temporalio.workflow import ActivityConfig
+
+from activities.tools.agent import agent_depth
+from activities.tools.base import TOOL_RETRY, ToolError, ToolSpec, run_tool
+from activities.tools.registry import TOOLS
+from contracts.tools import ARTIFACT_REF_PREFIX, AgentToolDeps, ToolResult
+
+TOOLSET_ID = "goalflow_tools"
+
+
+def result_for_model(result: ToolResult) -> Any:
+    """What the model sees: the output, or where the large output went and how to use it."""
+    if result.artifact is None:
+        return result.output
+    return {
+        "artifact": result.artifact,
+        "reference": f"{ARTIFACT_REF_PREFIX}{result.artifact}",
+        "preview": result.preview,
+        "size_bytes": result.size_bytes,
+        "note": "The full output was stored as an artifact: read it with read_artifact(name), "
+        "or pass the reference as a tool input to use its content.",
+    }
+
+
+def _agent_tool(spec: ToolSpec) -> Tool[AgentToolDeps | None]:
+    async def call(ctx: RunContext[AgentToolDeps | None], args: Any) -> Any:
+        depth = ctx.deps.depth if ctx.deps is not None else 0
+        try:
+            with agent_depth(depth):
+                result = await run_tool(spec, args)
+        except ToolError as exc:
+            # The model can fix its input or choose another way; the run goes on.
+            raise ModelRetry(f"{exc.kind}: {exc}") from None
+        return result_for_model(result)
+
+    call.__name__ = call.__qualname__ = spec.name
+    call.__annotations__ = {
+        "ctx": RunContext[AgentToolDeps | None],
+        "args": spec.input_model,
+        "return": Any,
+    }
+    return Tool(
+        call,
+        takes_ctx=True,
+        name=spec.name,
+        description=spec.description,
+        metadata={
+            "temporal": ActivityConfig(
+                start_to_close_timeout=timedelta(seconds=spec.info.timeout_s),
+                retry_policy=TOOL_RETRY,
+            )
+        },
+    )
+
+
+def _offered(ctx: RunContext[AgentToolDeps | None], tool_def: ToolDefinition) -> bool:
+    return ctx.deps is not None and tool_def.name in ctx.deps.tools
+
+
+def build_toolset() -> AbstractToolset[AgentToolDeps | None]:
+    """Every registry tool, offered per run only if the agent version lists it."""
+    toolset = FunctionToolset([_agent_tool(spec) for spec in TOOLS.values()], id=TOOLSET_ID)
+    return toolset.filtered(_offered)

@@ -1,0 +1,40 @@
+"""Artifacts: files tools and runs stored, newest first, and each file's content."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import FileResponse
+
+from api.deps import PageDep, SessionDep, SettingsDep
+from core.models import ArtifactPublic
+from services import artifacts as service
+
+router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
+
+
+@router.get("")
+async def list_artifacts(session: SessionDep, page: PageDep) -> list[ArtifactPublic]:
+    """Artifact metadata, newest first."""
+    rows = await service.list_artifacts(session, limit=page.limit, offset=page.offset)
+    return [ArtifactPublic.model_validate(row) for row in rows]
+
+
+@router.get(
+    "/{filename}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 400: {}, 404: {}},
+)
+async def get_artifact(
+    filename: Annotated[str, Path(max_length=1000)], session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    """The artifact's file, served with its content type."""
+    try:
+        path = service.artifact_path(settings, filename)
+    except service.ArtifactNameInvalid as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    row = await service.get_artifact(session, filename)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {filename!r} has no file")
+    return FileResponse(
+        path, media_type=row.content_type, filename=row.name, content_disposition_type="inline"
+    )

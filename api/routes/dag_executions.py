@@ -1,0 +1,134 @@
+"""DAG executions: status, node states, live events (SSE), approvals, cancel, resume, delete."""
+
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
+from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeState, ResumeRequest
+from services import dag_executions as service
+from services.dag_executions import ExecutionDetail, ExecutionSummary, Started
+from services.dags import SpecInvalid
+
+router = APIRouter(prefix="/api/v1", tags=["dag-executions"])
+
+ExecutionId = Annotated[
+    str,
+    Path(pattern=r"^dag-[A-Za-z0-9_.:-]{1,200}$", description="Workflow id, dag-<dagId>-<shortid>"),
+]
+
+
+@router.get("/dag-executions")
+async def list_executions(
+    client: TemporalDep,
+    settings: SettingsDep,
+    page: PageDep,
+    status_filter: Annotated[ExecutionStatus | None, Query(alias="status")] = None,
+    dag_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> list[ExecutionSummary]:
+    """DAG executions, newest first, from Temporal visibility."""
+    return await service.list_executions(
+        client,
+        settings,
+        dag_id=dag_id,
+        status=status_filter,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/dag-executions/{execution_id}")
+async def get_execution(
+    execution_id: ExecutionId, client: TemporalDep, settings: SettingsDep
+) -> ExecutionDetail:
+    """Status, node states and usage (status query) with start/close times (describe)."""
+    return await service.get_execution(client, settings, execution_id)
+
+
+@router.delete("/dag-executions/{execution_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_execution(execution_id: ExecutionId, client: TemporalDep) -> None:
+    """Delete a closed execution from Temporal; a running one answers 409 (cancel it first)."""
+    await service.delete(client, execution_id)
+
+
+@router.get("/dag-executions/{execution_id}/sub-steps")
+async def sub_steps(execution_id: ExecutionId, client: TemporalDep, settings: SettingsDep) -> list[NodeState]:
+    """Every node's state."""
+    return (await service.get_execution(client, settings, execution_id)).nodes
+
+
+async def _existing(execution_id: ExecutionId, client: TemporalDep) -> str:
+    """Resolve the execution before a stream starts, so an unknown id is a 404, not an empty
+    stream."""
+    await service.describe(client, execution_id)
+    return execution_id
+
+
+@router.get("/dag-executions/{execution_id}/events", response_class=EventSourceResponse)
+async def execution_events(
+    execution_id: Annotated[str, Depends(_existing)],
+    client: TemporalDep,
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,12}$")] = None,
+    after: Annotated[int | None, Query(ge=-1, description="Like Last-Event-ID")] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    """Execution events as SSE; each `id` is the stream offset, so a reconnect with
+    `Last-Event-ID` resumes right after it. The stream ends when the execution closes."""
+    resume_after = int(last_event_id) if last_event_id is not None else after
+    async for offset, event in service.events(client, execution_id, after=resume_after):
+        yield ServerSentEvent(id=str(offset), event=event.kind, data=event)
+    yield ServerSentEvent(event="end", data={"execution_id": execution_id})
+
+
+async def _decide(
+    execution_id: str, decision: ApprovalDecision, client: TemporalDep, *, approve: bool
+) -> DagStatus:
+    return await service.decide(client, execution_id, decision, approve=approve)
+
+
+@router.post("/dag-executions/{execution_id}/approve")
+async def approve(execution_id: ExecutionId, decision: ApprovalDecision, client: TemporalDep) -> DagStatus:
+    """Approve a node waiting for approval; the answer is the status after the decision."""
+    return await _decide(execution_id, decision, client, approve=True)
+
+
+@router.post("/dag-executions/{execution_id}/reject")
+async def reject(execution_id: ExecutionId, decision: ApprovalDecision, client: TemporalDep) -> DagStatus:
+    """Reject a node waiting for approval (it fails; `on_failure` decides what follows)."""
+    return await _decide(execution_id, decision, client, approve=False)
+
+
+@router.post("/dag-executions/{execution_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel(execution_id: ExecutionId, client: TemporalDep) -> dict[str, str]:
+    """Request cancellation; running nodes are cancelled and the execution closes cancelled."""
+    await service.cancel(client, execution_id)
+    return {"id": execution_id, "status": "cancelling"}
+
+
+@router.post(
+    "/resume-dag/{execution_id}",
+    response_model=DagStatus | Started,
+    responses={201: {"model": Started, "description": "a new execution reusing succeeded nodes"}},
+)
+async def resume_dag(
+    execution_id: ExecutionId,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    body: ResumeRequest | None = None,
+) -> JSONResponse:
+    """Resume: a suspended execution gets the resume update (`{node_id, action, input}`) → 200
+    with its status; a failed or cancelled one is rerun as a new execution that reuses every
+    succeeded node's output → 201 with the new execution."""
+    try:
+        created, answer = await service.resume(session, client, settings, execution_id, body)
+    except SpecInvalid as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"message": "the DAG spec is invalid", "problems": exc.problems},
+        ) from None
+    code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return JSONResponse(jsonable_encoder(answer), status_code=code)

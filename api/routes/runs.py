@@ -1,0 +1,52 @@
+"""Goal runs: GoalWorkflow executions as Temporal knows them."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from api.deps import MAX_DB_ID, PageDep, SettingsDep, TemporalDep
+from contracts.goals import GoalProgress
+from services import runs as service
+from services.runs import RunDetail, RunStatus, RunSummary
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+RunIdPath = Annotated[str, Path(min_length=6, max_length=255, pattern=r"^goal-[A-Za-z0-9:_.-]+$")]
+
+
+@router.get("")
+async def list_runs(
+    client: TemporalDep,
+    settings: SettingsDep,
+    page: PageDep,
+    status: RunStatus | None = None,
+    goal_id: Annotated[int | None, Query(alias="goalId", ge=1, le=MAX_DB_ID)] = None,
+) -> list[RunSummary]:
+    """Goal runs newest first (`?status=`, `?goalId=`), from Temporal visibility."""
+    return await service.list_runs(
+        client, settings, goal_id=goal_id, status=status, limit=page.limit, offset=page.offset
+    )
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: RunIdPath, client: TemporalDep, settings: SettingsDep) -> RunDetail:
+    """Status, timings, usage, result or failure, and the Web UI link of one run."""
+    return await service.get_run(client, settings, run_id)
+
+
+@router.get("/{run_id}/steps")
+async def get_steps(run_id: RunIdPath, client: TemporalDep) -> GoalProgress:
+    """Plan, nodes and summary: live while running, from the result once finished."""
+    return await service.get_steps(client, run_id)
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={202: {"description": "the run was running; cancellation requested"}},
+)
+async def delete_run(run_id: RunIdPath, client: TemporalDep) -> Response:
+    """Cancel a running run (202), or delete a closed run's history (204)."""
+    cancelled = await service.delete_run(client, run_id)
+    code = status.HTTP_202_ACCEPTED if cancelled else status.HTTP_204_NO_CONTENT
+    return Response(status_code=code)

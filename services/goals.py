@@ -1,0 +1,183 @@
+"""Goals: CRUD kept in step with each goal's Temporal Schedule, and starting runs.
+
+The database row and the schedule change together: the row is flushed (so it has an id) but not
+committed until Temporal accepted the schedule change, and a failed schedule change rolls the
+row back. Only the reverse failure (Temporal accepted, the commit failed) needs undoing by hand.
+"""
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes
+
+from contracts.goals import RUN_KIND_GOAL, GoalRunInput
+from contracts.search import search_attributes
+from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
+from core.settings import Settings
+from services.errors import Conflict, NotFound
+from services.ids import short_id
+from services.schedules import delete_schedule, pause_schedule, unpause_schedule
+from services.schedules import upsert_schedule as _upsert_schedule
+from workflows.goal import GoalWorkflow
+
+
+async def get_goal(session: AsyncSession, goal_id: int) -> Goal:
+    """The goal, or NotFound."""
+    goal = await session.get(Goal, goal_id)
+    if goal is None:
+        raise NotFound(f"goal {goal_id} not found")
+    return goal
+
+
+async def list_goals(
+    session: AsyncSession, *, status: GoalStatus | None, limit: int, offset: int
+) -> list[Goal]:
+    """Goals, newest first, optionally with one status."""
+    query = select(Goal)
+    if status is not None:
+        query = query.where(Goal.status == status)
+    query = query.order_by(col(Goal.id).desc()).limit(limit).offset(offset)
+    return list((await session.exec(query)).all())
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many goals have each status (every status listed, zeros included)."""
+    rows = (await session.exec(select(Goal.status, func.count()).group_by(Goal.status))).all()
+    counts = {status.value: 0 for status in GoalStatus}
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
+def goal_search_attributes(goal: Goal) -> TypedSearchAttributes:
+    """GoalId + RunKind (+ AgentName): what `temporal workflow list --query` filters on."""
+    return search_attributes(goal_id=str(goal.id), agent_name=goal.agent_name, run_kind=RUN_KIND_GOAL)
+
+
+def run_summary(goal: Goal) -> str:
+    """The static summary the Web UI shows for a goal run."""
+    return f"Goal {goal.id}: {goal.title}"[:200]
+
+
+SCHEDULE_FIELDS = frozenset({"schedule", "timezone", "title", "agent_name"})
+"""Fields the schedule's spec or action is built from; `status` only pauses or unpauses it."""
+
+
+async def _sync_schedule(client: Client, settings: Settings, goal: Goal, *, changed: set[str] | None) -> None:
+    """Make the goal's schedule match the row: present with its cron, paused unless active.
+
+    `changed` None means the schedule may not exist yet (create, or a cron was added).
+    """
+    schedule_id = f"goal-{goal.id}"
+    status = GoalStatus(goal.status)
+    note = f"goal is {status.value}"
+    if not goal.schedule:
+        await delete_schedule(client, schedule_id)
+        return
+    if changed is None or changed & SCHEDULE_FIELDS:
+        await _upsert_schedule(
+            client,
+            settings,
+            schedule_id=schedule_id,
+            workflow_run=GoalWorkflow.run,
+            arg=GoalRunInput(goal_id=goal.id or 0, trigger="schedule"),
+            workflow_id_prefix=schedule_id,
+            cron=goal.schedule,
+            timezone=goal.timezone,
+            search_attributes=goal_search_attributes(goal),
+            summary=run_summary(goal),
+            paused=status != GoalStatus.active,
+            note=note,
+        )
+    elif "status" in changed:
+        if status == GoalStatus.active:
+            await unpause_schedule(client, schedule_id, note)
+        else:
+            await pause_schedule(client, schedule_id, note)
+
+
+async def _commit_with_schedule(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    goal: Goal,
+    *,
+    changed: set[str] | None,
+) -> None:
+    """Flush, change the schedule, then commit; a refused schedule change rolls the row back."""
+    session.add(goal)
+    await session.flush()
+    try:
+        await _sync_schedule(client, settings, goal, changed=changed)
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
+    await session.refresh(goal)
+
+
+async def create_goal(session: AsyncSession, client: Client, settings: Settings, data: GoalCreate) -> Goal:
+    """Insert the goal and, when it has a cron, its schedule; neither exists without the other."""
+    goal = Goal.model_validate(data)
+    await _commit_with_schedule(session, client, settings, goal, changed=None)
+    return goal
+
+
+async def update_goal(
+    session: AsyncSession, client: Client, settings: Settings, goal_id: int, data: GoalUpdate
+) -> Goal:
+    """Patch the goal; cron, time zone, title or status changes update the schedule too."""
+    goal = await get_goal(session, goal_id)
+    had_schedule = goal.schedule is not None
+    changes = data.model_dump(exclude_unset=True)
+    goal.sqlmodel_update(changes)
+    if goal.schedule is None and not had_schedule:
+        session.add(goal)
+        await session.commit()
+        await session.refresh(goal)
+        return goal
+    changed = set(changes) if had_schedule else None
+    await _commit_with_schedule(session, client, settings, goal, changed=changed)
+    return goal
+
+
+async def delete_goal(session: AsyncSession, client: Client, goal_id: int) -> None:
+    """Delete the schedule, then the goal; past runs stay in Temporal's history."""
+    goal = await get_goal(session, goal_id)
+    await delete_schedule(client, f"goal-{goal_id}")
+    await session.delete(goal)
+    await session.commit()
+
+
+async def set_status(
+    session: AsyncSession, client: Client, settings: Settings, goal_id: int, status: GoalStatus
+) -> Goal:
+    """Pause or resume: the goal's status and its schedule's paused state change together."""
+    goal = await get_goal(session, goal_id)
+    if goal.status == GoalStatus.archived and status == GoalStatus.active:
+        raise Conflict(f"goal {goal_id} is archived; un-archive it with PATCH first")
+    goal.status = status
+    if goal.schedule is None:
+        session.add(goal)
+        await session.commit()
+        await session.refresh(goal)
+        return goal
+    await _commit_with_schedule(session, client, settings, goal, changed={"status"})
+    return goal
+
+
+async def start_run(session: AsyncSession, client: Client, settings: Settings, goal_id: int) -> str:
+    """Start one run of the goal now; returns its workflow id."""
+    goal = await get_goal(session, goal_id)
+    if goal.status == GoalStatus.archived:
+        raise Conflict(f"goal {goal_id} is archived")
+    workflow_id = f"goal-{goal_id}-{short_id()}"
+    await client.start_workflow(
+        GoalWorkflow.run,
+        GoalRunInput(goal_id=goal_id),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        search_attributes=goal_search_attributes(goal),
+        static_summary=run_summary(goal),
+    )
+    return workflow_id

@@ -1,0 +1,294 @@
+"""Goal runs: GoalWorkflow executions, read from Temporal (visibility, describe, query, result).
+
+Nothing here is stored in Postgres: a run's status, steps and result are Temporal's. A run id is
+its workflow id (`goal-<goalId>-<shortid>`, or `goal-<goalId>-<time>` when a schedule started it).
+"""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.common.v1 import message_pb2 as common
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
+
+from contracts.dag import DagStatus
+from contracts.goals import RUN_KIND_GOAL, GoalProgress, GoalRunResult, GoalStep, StepStatus
+from contracts.search import GOAL_ID
+from contracts.usage import TokenUsage
+from core.settings import Settings
+from services.errors import Conflict, NotFound
+from services.temporal_errors import application_cause, rpc_error
+from workflows.dag import DagWorkflow
+from workflows.goal import GoalWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    terminated = "terminated"
+    timed_out = "timed_out"
+
+
+_STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
+    WorkflowExecutionStatus.RUNNING: RunStatus.running,
+    WorkflowExecutionStatus.COMPLETED: RunStatus.succeeded,
+    WorkflowExecutionStatus.FAILED: RunStatus.failed,
+    WorkflowExecutionStatus.CANCELED: RunStatus.cancelled,
+    WorkflowExecutionStatus.TERMINATED: RunStatus.terminated,
+    WorkflowExecutionStatus.TIMED_OUT: RunStatus.timed_out,
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: RunStatus.running,
+}
+
+VISIBILITY_STATUS: dict[RunStatus, str] = {
+    RunStatus.running: "Running",
+    RunStatus.succeeded: "Completed",
+    RunStatus.failed: "Failed",
+    RunStatus.cancelled: "Canceled",
+    RunStatus.terminated: "Terminated",
+    RunStatus.timed_out: "TimedOut",
+}
+
+
+class RunFailure(BaseModel):
+    type: str | None
+    message: str
+
+
+class RunSummary(BaseModel):
+    id: str
+    run_id: str | None
+    goal_id: int | None
+    status: RunStatus
+    started_at: datetime | None
+    closed_at: datetime | None
+    duration_ms: int | None
+    web_ui_url: str
+
+
+class RunDetail(RunSummary):
+    phase: str | None = None
+    usage: TokenUsage = TokenUsage()
+    result: GoalRunResult | None = None
+    failure: RunFailure | None = None
+    dag_workflow_id: str | None = None
+
+
+def web_ui_url(settings: Settings, workflow_id: str) -> str:
+    """Where the Temporal Web UI shows this run."""
+    return f"{settings.web_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def _status(status: WorkflowExecutionStatus | None) -> RunStatus:
+    return _STATUS.get(status, RunStatus.running) if status is not None else RunStatus.running
+
+
+def _goal_id(attributes: Any) -> int | None:
+    value = attributes.get(GOAL_ID) if attributes is not None else None
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
+def _summary(settings: Settings, wf: WorkflowExecution) -> RunSummary:
+    duration = None
+    if wf.start_time is not None and wf.close_time is not None:
+        duration = int((wf.close_time - wf.start_time).total_seconds() * 1000)
+    return RunSummary(
+        id=wf.id,
+        run_id=wf.run_id,
+        goal_id=_goal_id(wf.typed_search_attributes),
+        status=_status(wf.status),
+        started_at=wf.start_time,
+        closed_at=wf.close_time,
+        duration_ms=duration,
+        web_ui_url=web_ui_url(settings, wf.id),
+    )
+
+
+def runs_query(*, goal_id: int | None = None, status: RunStatus | None = None) -> str:
+    """The visibility query for goal runs (the same one works in `temporal workflow list`)."""
+    query = f"RunKind = '{RUN_KIND_GOAL}'"
+    if goal_id is not None:
+        query += f" AND GoalId = '{goal_id}'"
+    if status is not None:
+        query += f" AND ExecutionStatus = '{VISIBILITY_STATUS[status]}'"
+    return query
+
+
+async def list_runs(
+    client: Client,
+    settings: Settings,
+    *,
+    goal_id: int | None,
+    status: RunStatus | None,
+    limit: int,
+    offset: int,
+) -> list[RunSummary]:
+    """Goal runs newest first, from Temporal visibility."""
+    query = runs_query(goal_id=goal_id, status=status)
+    found: list[RunSummary] = []
+    try:
+        async for index, wf in _enumerate(
+            client.list_workflows(query, limit=offset + limit, page_size=min(1000, offset + limit))
+        ):
+            if index >= offset:
+                found.append(_summary(settings, wf))
+    except RPCError as exc:
+        raise rpc_error(exc, what="goal runs") from None
+    return found
+
+
+async def _enumerate(iterator: Any) -> Any:
+    index = 0
+    async for item in iterator:
+        yield index, item
+        index += 1
+
+
+async def count_by_status(client: Client) -> dict[str, int]:
+    """How many goal runs Temporal holds in each status."""
+    counts: dict[str, int] = {}
+    for status, name in VISIBILITY_STATUS.items():
+        query = f"RunKind = '{RUN_KIND_GOAL}' AND ExecutionStatus = '{name}'"
+        counts[status.value] = (await client.count_workflows(query)).count
+    return counts
+
+
+async def _describe(client: Client, run_id: str) -> WorkflowExecutionDescription:
+    if not run_id.startswith("goal-"):
+        raise NotFound(f"run {run_id} not found")
+    try:
+        description = await client.get_workflow_handle(run_id).describe()
+    except RPCError as exc:
+        raise rpc_error(exc, what=f"run {run_id}") from None
+    if description.workflow_type != "GoalWorkflow":
+        raise NotFound(f"run {run_id} not found")
+    return description
+
+
+async def _progress(handle: WorkflowHandle[Any, Any]) -> GoalProgress | None:
+    """The `steps` query's answer; None where the run cannot answer (no worker, no history)."""
+    try:
+        return await handle.query(GoalWorkflow.steps, rpc_timeout=QUERY_TIMEOUT)
+    except (WorkflowQueryFailedError, RPCError):
+        return None
+
+
+async def _result(handle: WorkflowHandle[Any, Any]) -> tuple[GoalRunResult | None, RunFailure | None]:
+    try:
+        return await handle.result(follow_runs=False, rpc_timeout=QUERY_TIMEOUT), None
+    except WorkflowFailureError as exc:
+        cause = application_cause(exc)
+        if cause is not None:
+            return None, RunFailure(type=cause.type, message=cause.message)
+        return None, RunFailure(type=type(exc.cause).__name__, message=str(exc.cause))
+
+
+async def get_run(client: Client, settings: Settings, run_id: str) -> RunDetail:
+    """Status and timings from describe; usage and steps from the query or the result."""
+    description = await _describe(client, run_id)
+    handle = client.get_workflow_handle(run_id, run_id=description.run_id, result_type=GoalRunResult)
+    detail = RunDetail(**_summary(settings, description).model_dump())
+    if detail.status == RunStatus.succeeded:
+        detail.result, _ = await _result(handle)
+        if detail.result is not None:
+            detail.usage = detail.result.usage
+            detail.dag_workflow_id = detail.result.dag_workflow_id
+            detail.phase = "finished"
+        return detail
+    if detail.status == RunStatus.failed:
+        _, detail.failure = await _result(handle)
+    elif detail.status in (RunStatus.terminated, RunStatus.timed_out, RunStatus.cancelled):
+        detail.failure = RunFailure(type=detail.status.value, message=f"run {detail.status.value}")
+    progress = await _progress(handle)
+    if progress is not None:
+        detail.usage = progress.usage
+        detail.phase = progress.phase
+        detail.dag_workflow_id = progress.dag_workflow_id
+    return detail
+
+
+def _merge_live_nodes(steps: list[GoalStep], live: DagStatus) -> list[GoalStep]:
+    """Node steps as the running DAG reports them right now."""
+    by_id = {node.id: node for node in live.nodes}
+    merged = []
+    for step in steps:
+        node = by_id.get(step.id) if step.kind == "node" else None
+        if node is not None:
+            step = step.model_copy(
+                update={
+                    "status": StepStatus(node.status.value),
+                    "detail": node.output_preview or step.detail,
+                    "usage": node.usage,
+                    "artifact": node.artifact,
+                    "error": node.error,
+                    "started_at": node.started_at,
+                    "finished_at": node.finished_at,
+                }
+            )
+        merged.append(step)
+    return merged
+
+
+async def get_steps(client: Client, run_id: str) -> GoalProgress:
+    """Live steps while the run works (its query, and the child DAG's for node states);
+    the result's steps once it finished."""
+    description = await _describe(client, run_id)
+    handle = client.get_workflow_handle(run_id, run_id=description.run_id, result_type=GoalRunResult)
+    status = _status(description.status)
+    if status == RunStatus.succeeded:
+        result, _ = await _result(handle)
+        if result is not None:
+            return GoalProgress(
+                goal_id=result.goal_id,
+                phase="finished",
+                steps=result.steps,
+                usage=result.usage,
+                dag_workflow_id=result.dag_workflow_id,
+            )
+    progress = await _progress(handle)
+    if progress is None:
+        raise Conflict(f"run {run_id} cannot report its steps now (no worker answered)")
+    if status == RunStatus.running and progress.phase == "running" and progress.dag_workflow_id:
+        try:
+            live = await client.get_workflow_handle(progress.dag_workflow_id).query(
+                DagWorkflow.status, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (WorkflowQueryFailedError, RPCError):
+            live = None
+        if live is not None:
+            progress.steps = _merge_live_nodes(progress.steps, live)
+            progress.usage = progress.usage + live.usage
+    return progress
+
+
+async def delete_run(client: Client, run_id: str) -> bool:
+    """A running run is cancelled (True); a closed one's history is deleted (False)."""
+    description = await _describe(client, run_id)
+    handle = client.get_workflow_handle(run_id, run_id=description.run_id, result_type=GoalRunResult)
+    try:
+        if _status(description.status) == RunStatus.running:
+            await handle.cancel()
+            return True
+        await client.workflow_service.delete_workflow_execution(
+            DeleteWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=common.WorkflowExecution(workflow_id=run_id, run_id=description.run_id),
+            )
+        )
+    except RPCError as exc:
+        raise rpc_error(exc, what=f"run {run_id}") from None
+    return False

@@ -1,0 +1,120 @@
+"""`GET /dag-executions/{id}/events`: SSE over the workflow's event stream, resumable by offset.
+
+Served by a real uvicorn on loopback: the ASGI test transport buffers a streamed body, and the
+point here is reading part of a live stream, dropping the connection and coming back.
+"""
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+import uvicorn
+
+from api.main import create_app
+from core.settings import Settings
+from tests.api.dag_helpers import make_dag, start, wait_node
+
+GATED = {
+    "nodes": [
+        {"id": "a", "tool": "noop", "input": {"value": 1}},
+        {"id": "gate", "tool": "noop", "input": {"value": 2}, "depends_on": ["a"], "requires_approval": True},
+        {"id": "b", "tool": "noop", "input": {"value": 3}, "depends_on": ["gate"]},
+        {"id": "c", "tool": "noop", "input": {"value": 4}, "depends_on": ["gate"]},
+    ],
+}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def served(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API under uvicorn on a free loopback port, and an authenticated client for it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    assert settings.api_token is not None
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+        yield http
+    server.should_exit = True
+    await task
+
+
+async def _events(
+    http: httpx.AsyncClient, execution_id: str, *, last_event_id: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """Read SSE events until one of kind `until` (then hang up) or the stream's end."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async with http.stream("GET", f"/api/v1/dag-executions/{execution_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue
+            if line:
+                field, _, value = line.partition(": ")
+                current[field] = value
+                continue
+            if current:
+                event = {"id": current.get("id"), "event": current.get("event")}
+                event["data"] = json.loads(current["data"]) if "data" in current else None
+                events.append(event)
+                current = {}
+                if event["event"] == until:
+                    break
+    return events
+
+
+async def test_reconnect_with_last_event_id_misses_nothing_and_stream_ends_at_completion(
+    served: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    dag = await make_dag(api, GATED)
+    execution_id = await start(api, dag["id"])
+
+    first = await asyncio.wait_for(_events(served, execution_id, until="node_waiting_approval"), 30)
+    assert first[0]["event"] == "execution_started"
+    assert first[-1]["data"]["node_id"] == "gate"
+
+    # While nobody listens, the execution moves on to its end.
+    await wait_node(api, execution_id, "gate", "waiting_approval")
+    approved = await api.post(f"/api/v1/dag-executions/{execution_id}/approve", json={"node_id": "gate"})
+    assert approved.status_code == 200, approved.text
+
+    rest = await asyncio.wait_for(_events(served, execution_id, last_event_id=first[-1]["id"]), 30)
+    assert rest[-1] == {"id": None, "event": "end", "data": {"execution_id": execution_id}}
+    rest = rest[:-1]
+
+    events = first + rest
+    offsets = [int(e["id"]) for e in events]
+    assert offsets == list(range(len(events))), offsets
+    assert [e["data"]["seq"] for e in events] == [o + 1 for o in offsets]
+    assert events[-1]["event"] == "execution_succeeded"
+    kinds = [(e["event"], e["data"]["node_id"]) for e in events]
+    assert ("node_approved", "gate") in kinds
+    assert {n for k, n in kinds if k == "node_succeeded"} == {"a", "gate", "b", "c"}
+    assert all(e["event"] == e["data"]["kind"] for e in events)
+
+    # A late subscriber from the start replays the same closed stream and ends too.
+    replay = await asyncio.wait_for(_events(served, execution_id), 30)
+    assert [e["id"] for e in replay[:-1]] == [e["id"] for e in events]
+    # And a client may resume with `?after=` where it cannot set headers (EventSource polyfills).
+    tail = await api.get(f"/api/v1/dag-executions/{execution_id}/events", params={"after": offsets[-2]})
+    assert tail.status_code == 200
+    assert f"id: {offsets[-1]}" in tail.text and f"id: {offsets[-2]}\n" not in tail.text
+
+
+async def test_bad_last_event_id_is_422(api: httpx.AsyncClient) -> None:
+    dag = await make_dag(api, {"nodes": [{"id": "x", "tool": "noop"}]})
+    execution_id = await start(api, dag["id"])
+    response = await api.get(
+        f"/api/v1/dag-executions/{execution_id}/events", headers={"Last-Event-ID": "not-a-number"}
+    )
+    assert response.status_code == 422

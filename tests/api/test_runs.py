@@ -1,0 +1,111 @@
+"""`/runs`: goal runs as Temporal knows them — filters, details, live and final steps, delete."""
+
+import asyncio
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from contracts.dag import ApprovalDecision
+from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
+from tests.fakes.openai_server import FakeOpenAI
+from workflows.dag import DagWorkflow
+
+APPROVAL_PLAN: dict[str, Any] = {
+    "name": "needs-approval",
+    "nodes": [
+        {"id": "calc", "tool": "calculator", "input": {"expression": "1 + 1"}},
+        {
+            "id": "gate",
+            "tool": "noop",
+            "input": {"value": "{{nodes.calc.output}}"},
+            "depends_on": ["calc"],
+            "requires_approval": True,
+        },
+    ],
+}
+
+
+async def _listed(api: httpx.AsyncClient, want: int, **params: Any) -> list[dict[str, Any]]:
+    """Visibility is eventually consistent: poll until the list has `want` entries."""
+    async with asyncio.timeout(30):
+        while True:
+            response = await api.get("/api/v1/runs", params=params)
+            assert response.status_code == 200, response.text
+            if len(response.json()) >= want:
+                return list(response.json())
+            await asyncio.sleep(0.3)
+
+
+async def test_runs_filter_by_goal_and_status_and_paginate(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
+) -> None:
+    agent = await make_goal_agent(api, fake_llm)
+    # A 1-token budget makes each run fail right after planning: quick, closed runs.
+    goal = await make_goal(api, agent["name"], max_tokens_per_run=1)
+    other = await make_goal(api, agent["name"], max_tokens_per_run=1)
+    ids = [(await api.post(f"/api/v1/goals/{g['id']}/run")).json()["id"] for g in (goal, goal, other)]
+    for run_id in ids:
+        await wait_closed(client, run_id)
+
+    mine = await _listed(api, 2, goalId=goal["id"])
+    assert sorted(r["id"] for r in mine) == sorted(ids[:2])
+    assert all(r["goal_id"] == goal["id"] for r in mine)
+    failed = await _listed(api, 2, goalId=goal["id"], status="failed")
+    assert {r["status"] for r in failed} == {"failed"}
+    assert (await api.get("/api/v1/runs", params={"goalId": goal["id"], "status": "succeeded"})).json() == []
+    page = (await api.get("/api/v1/runs", params={"goalId": goal["id"], "limit": 1, "offset": 1})).json()
+    assert [r["id"] for r in page] == [mine[1]["id"]]
+    assert mine[0]["web_ui_url"].endswith(f"/namespaces/default/workflows/{mine[0]['id']}")
+
+    assert (await api.get("/api/v1/runs", params={"status": "bogus"})).status_code == 422
+    assert (await api.get("/api/v1/runs/goal-999999-nope")).status_code == 404
+    assert (await api.get("/api/v1/runs/dag-1-abc")).status_code == 422
+
+
+async def test_steps_are_live_while_running_and_final_after_and_delete(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
+) -> None:
+    agent = await make_goal_agent(api, fake_llm, plan=APPROVAL_PLAN)
+    goal = await make_goal(api, agent["name"])
+    run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
+
+    async with asyncio.timeout(60):
+        while True:
+            live = (await api.get(f"/api/v1/runs/{run_id}/steps")).json()
+            gate = next((s for s in live["steps"] if s["id"] == "gate"), None)
+            if gate is not None and gate["status"] == "waiting_approval":
+                break
+            await asyncio.sleep(0.3)
+    assert live["phase"] == "running"
+    assert [s["status"] for s in live["steps"]] == ["succeeded", "succeeded", "waiting_approval", "pending"]
+    running = (await api.get(f"/api/v1/runs/{run_id}")).json()
+    assert running["status"] == "running" and running["phase"] == "running"
+    assert running["usage"]["requests"] == 1
+
+    dag = client.get_workflow_handle(live["dag_workflow_id"])
+    await dag.execute_update(DagWorkflow.approve, ApprovalDecision(node_id="gate"))
+    assert await wait_closed(client, run_id) == WorkflowExecutionStatus.COMPLETED
+    final = (await api.get(f"/api/v1/runs/{run_id}/steps")).json()
+    assert final["phase"] == "finished"
+    assert [s["status"] for s in final["steps"]] == ["succeeded"] * 4
+    assert final["steps"][-1]["artifact"].endswith("-report.md")
+
+    assert (await api.delete(f"/api/v1/runs/{run_id}")).status_code == 204
+    async with asyncio.timeout(30):
+        while True:
+            if (await api.get(f"/api/v1/runs/{run_id}")).status_code == 404:
+                break
+            await asyncio.sleep(0.3)
+
+
+async def test_deleting_a_running_run_cancels_it(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
+) -> None:
+    agent = await make_goal_agent(api, fake_llm, plan=APPROVAL_PLAN)
+    goal = await make_goal(api, agent["name"])
+    run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
+    response = await api.delete(f"/api/v1/runs/{run_id}")
+    assert response.status_code == 202
+    assert await wait_closed(client, run_id) == WorkflowExecutionStatus.CANCELED
+    assert (await api.get(f"/api/v1/runs/{run_id}")).json()["status"] == "cancelled"

@@ -1,0 +1,303 @@
+"""GoalWorkflow: one run of a goal — pin it, plan a DAG, run the DAG as a child, summarise.
+
+Every step is visible while it happens through the `steps` query; the result lists the same
+steps with token usage and the artifacts produced. A token budget (`max_tokens_per_run`) covers
+planning, the DAG and the summary; crossing it fails the run with `TokenBudgetExceeded`.
+"""
+
+import json
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError
+
+from contracts import errors
+from contracts.dag import DagResult, DagSpec, DagStatus, ExecutionStatus, NodeState, RunDagInput
+from contracts.goals import (
+    SUMMARY_OUTPUT_CHARS,
+    GoalProgress,
+    GoalRunInput,
+    GoalRunResult,
+    GoalSnapshot,
+    GoalStep,
+    RecordUsageInput,
+    SaveReportInput,
+    StepStatus,
+)
+from contracts.planning import PLAN_INVALID, PlanResult
+from contracts.search import search_attributes
+from contracts.usage import TokenUsage
+from workflows.agent_runs import run_agent
+from workflows.dag import DagWorkflow
+from workflows.planning import plan_dag
+
+with workflow.unsafe.imports_passed_through():
+    from activities.catalog import load_planning_catalog
+    from activities.goals import (
+        fetch_dag_status,
+        load_goal_snapshot,
+        record_run_usage,
+        save_goal_report,
+    )
+    from activities.llm import goalflow_agent
+
+STORE_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
+"""Database activities: a few quick retries, then a clear failure instead of retrying forever."""
+
+
+def _fail(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def goal_prompt(goal: GoalSnapshot) -> str:
+    """What the planner is asked to achieve."""
+    text = f"{goal.title}\n\n{goal.objective}"
+    if goal.params:
+        text += "\n\nParameters (use them as {{params.<name>}}):\n" + json.dumps(
+            goal.params, sort_keys=True, default=str
+        )
+    return text
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= SUMMARY_OUTPUT_CHARS else text[:SUMMARY_OUTPUT_CHARS] + " …"
+
+
+def summary_prompt(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
+    """Ask the goal's agent for a report from each node's (clipped) output."""
+    lines = [
+        f"Goal: {goal.title}",
+        goal.objective,
+        "",
+        f"The plan {spec.name!r} ran; here is what each step produced.",
+    ]
+    for node in result.nodes:
+        output: Any = result.outputs.get(node.id, node.output)
+        if output is None:
+            output = node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
+        lines.append(f"\n## {node.id} ({node.status.value})\n{_clip(output)}")
+    lines.append("\nWrite a short report for the person who set this goal: what was done, the result.")
+    return "\n".join(lines)
+
+
+def _node_step(node: NodeState) -> GoalStep:
+    return GoalStep(
+        id=node.id,
+        kind="node",
+        status=StepStatus(node.status.value),
+        detail=node.output_preview,
+        usage=node.usage,
+        artifact=node.artifact,
+        error=node.error,
+        started_at=node.started_at,
+        finished_at=node.finished_at,
+    )
+
+
+@workflow.defn
+class GoalWorkflow:
+    """Plan → checked DAG (child workflow) → summary report, with a token budget."""
+
+    __pydantic_ai_agents__ = [goalflow_agent]
+
+    def __init__(self) -> None:
+        self._progress = GoalProgress(goal_id=0, phase="starting")
+
+    @workflow.query
+    def steps(self) -> GoalProgress:
+        """Live progress: plan, each DAG node (as of the plan or the DAG's end), summary."""
+        return self._progress
+
+    @workflow.run
+    async def run(self, params: GoalRunInput) -> GoalRunResult:
+        self._progress.goal_id = params.goal_id
+        agent_name: str | None = None
+        try:
+            loaded = await workflow.execute_activity(
+                load_goal_snapshot,
+                params.goal_id,
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary=f"load goal {params.goal_id}",
+            )
+            # Activity results decode into the host's classes; re-home them in the sandbox's.
+            goal = GoalSnapshot.model_validate(loaded, from_attributes=True)
+            agent_name = goal.agent.name
+            result = await self._run(goal)
+        except FailureError as exc:
+            self._progress.phase = "failed"
+            self._progress.error = str(exc)
+            for step in self._progress.steps:
+                if step.status in (StepStatus.pending, StepStatus.running):
+                    step.status = StepStatus.skipped
+            await self._record("failed", params.goal_id, agent_name)
+            raise
+        await self._record("succeeded", params.goal_id, agent_name)
+        return result
+
+    async def _record(
+        self, status: Literal["succeeded", "failed"], goal_id: int, agent_name: str | None
+    ) -> None:
+        await workflow.execute_activity(
+            record_run_usage,
+            RecordUsageInput(
+                workflow_id=workflow.info().workflow_id,
+                run_kind="goal",
+                status=status,
+                usage=self._progress.usage,
+                goal_id=goal_id,
+                agent_name=agent_name,
+            ),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary=f"record usage ({self._progress.usage.total_tokens} tokens)",
+        )
+
+    def _step(self, step_id: str) -> GoalStep:
+        return next(s for s in self._progress.steps if s.id == step_id)
+
+    def _start(self, step: GoalStep) -> None:
+        step.status = StepStatus.running
+        step.started_at = workflow.now()
+
+    def _finish(self, step: GoalStep, status: StepStatus, *, error: str | None = None) -> None:
+        step.status = status
+        step.error = error
+        step.finished_at = workflow.now()
+
+    def _charge(self, usage: TokenUsage, budget: int | None, where: str) -> None:
+        """Add usage; past the budget the run stops here with a typed, final error."""
+        self._progress.usage = self._progress.usage + usage
+        used = self._progress.usage.total_tokens
+        if budget is not None and used > budget:
+            raise _fail(
+                f"token budget exceeded after {where}: {used} tokens used, budget {budget}",
+                errors.TOKEN_BUDGET_EXCEEDED,
+            )
+
+    async def _plan(self, goal: GoalSnapshot) -> PlanResult:
+        plan_step = GoalStep(id="plan", kind="plan", detail=f"planning with {goal.agent.name}")
+        self._progress.steps = [plan_step]
+        self._progress.phase = "planning"
+        self._start(plan_step)
+        workflow.set_current_details(f"planning with {goal.agent.name} v{goal.agent.version}")
+        catalog = await workflow.execute_activity(
+            load_planning_catalog,
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="load planning catalog",
+        )
+        try:
+            plan = await plan_dag(goal_prompt(goal), planner=goal.agent, catalog=catalog)
+        except ApplicationError as exc:
+            self._finish(plan_step, StepStatus.failed, error=exc.message)
+            if exc.type == PLAN_INVALID:
+                plan_step.detail = "the planner produced no valid DAG"
+            raise
+        plan_step.usage = plan.usage
+        plan_step.detail = f"{len(plan.spec.nodes)} node(s) in {plan.attempts} attempt(s)"
+        self._finish(plan_step, StepStatus.succeeded)
+        self._charge(plan.usage, goal.max_tokens_per_run, "planning")
+        return plan
+
+    async def _run_dag(self, goal: GoalSnapshot, spec: DagSpec) -> DagResult:
+        self._progress.phase = "running"
+        dag_id = f"dag-goal{goal.id}-{workflow.uuid4().hex[:8]}"
+        self._progress.dag_workflow_id = dag_id
+        workflow.set_current_details(f"running DAG {spec.name!r}: {len(spec.nodes)} node(s)")
+        try:
+            result = await workflow.execute_child_workflow(
+                DagWorkflow.run,
+                RunDagInput(spec=spec, params={**spec.params, **goal.params}),
+                id=dag_id,
+                search_attributes=search_attributes(goal_id=str(goal.id), run_kind="dag"),
+                static_summary=f"Goal {goal.id} plan: {spec.name}"[:200],
+            )
+        except ChildWorkflowError as exc:
+            cause = exc.cause
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            message = cause.message if isinstance(cause, FailureError) else str(exc)
+            final = await workflow.execute_activity(
+                fetch_dag_status,
+                dag_id,
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary=f"final state of {dag_id}",
+            )
+            if final is not None:
+                status = DagStatus.model_validate(final, from_attributes=True)
+                self._set_nodes(status.nodes)
+                self._progress.usage = self._progress.usage + status.usage
+            raise _fail(f"DAG {dag_id} failed: {message}", kind or errors.DAG_FAILED) from None
+        self._set_nodes(result.nodes)
+        if result.status != ExecutionStatus.succeeded:
+            raise _fail(f"DAG {dag_id} ended {result.status.value}", errors.DAG_FAILED)
+        return result
+
+    def _set_nodes(self, nodes: list[NodeState]) -> None:
+        by_id = {node.id: _node_step(node) for node in nodes}
+        self._progress.steps = [by_id.get(s.id, s) if s.kind == "node" else s for s in self._progress.steps]
+
+    async def _run(self, goal: GoalSnapshot) -> GoalRunResult:
+        budget = goal.max_tokens_per_run
+        plan = await self._plan(goal)
+        remaining = None if budget is None else budget - self._progress.usage.total_tokens
+        # Unattended runs fail cleanly (resumable with /resume-dag) instead of waiting suspended.
+        spec = plan.spec.model_copy(update={"max_tokens_per_run": remaining, "on_failure": "fail"})
+        self._progress.steps += [GoalStep(id=n.id, kind="node") for n in spec.nodes]
+        summary_step = GoalStep(id="summary", kind="summary", detail=f"report by {goal.agent.name}")
+        self._progress.steps.append(summary_step)
+
+        result = await self._run_dag(goal, spec)
+        self._charge(result.usage, budget, "the DAG")
+
+        self._progress.phase = "summarising"
+        self._start(summary_step)
+        workflow.set_current_details(f"summarising with {goal.agent.name}")
+        agent = goal.agent
+        if budget is not None:
+            left = budget - self._progress.usage.total_tokens
+            cap = left if agent.max_tokens is None else min(agent.max_tokens, left)
+            agent = agent.model_copy(update={"max_tokens": max(cap, 1)})
+        try:
+            report = await run_agent(agent, summary_prompt(goal, spec, result))
+        except ApplicationError as exc:
+            self._finish(summary_step, StepStatus.failed, error=exc.message)
+            raise
+        summary_step.usage = report.usage
+        self._charge(report.usage, budget, "the summary")
+        text = report.output if isinstance(report.output, str) else json.dumps(report.output)
+        artifact = await workflow.execute_activity(
+            save_goal_report,
+            SaveReportInput(
+                goal_id=goal.id,
+                workflow_id=workflow.info().workflow_id,
+                title=goal.title,
+                content=text,
+            ),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+            summary="save summary report",
+        )
+        summary_step.artifact = artifact
+        summary_step.detail = text[:200]
+        self._finish(summary_step, StepStatus.succeeded)
+        self._progress.phase = "finished"
+        workflow.set_current_details(f"finished: {self._progress.usage.total_tokens} tokens")
+        node_artifacts = [n.artifact for n in result.nodes if n.artifact]
+        return GoalRunResult(
+            goal_id=goal.id,
+            title=goal.title,
+            agent_name=goal.agent.name,
+            agent_version=goal.agent.version,
+            plan=spec,
+            steps=self._progress.steps,
+            usage=self._progress.usage,
+            artifacts=[*node_artifacts, artifact],
+            summary=text,
+            dag_workflow_id=self._progress.dag_workflow_id or "",
+        )

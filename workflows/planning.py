@@ -1,0 +1,227 @@
+"""Planning from workflow code: a goal → a checked DagSpec (shared by PlannerWorkflow and goals).
+
+The planner agent's loop runs in the calling workflow; each model request is an activity. Its
+output is a typed DagSpec delivered through the output tool; the output function runs
+`validate_spec` against the catalog and raises `ModelRetry` with every problem, so the model gets
+them back and tries again. Deterministic: no I/O here, the catalog comes from an activity.
+"""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from contracts.agents import AgentSnapshot
+from contracts.dag import DagSpec
+from contracts.planning import (
+    DEFAULT_PLAN_ATTEMPTS,
+    DEFAULT_PLANNER,
+    PLAN_INVALID,
+    PlanFailure,
+    PlanningCatalog,
+    PlanResult,
+)
+from contracts.usage import TokenUsage
+from workflows.agent_runs import _model_settings, provider_failure
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic_ai import ModelRetry, RunContext, ToolOutput, capture_run_messages
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelRequest,
+        ModelResponse,
+        RetryPromptPart,
+        ToolCallPart,
+        ToolReturnPart,
+    )
+
+    from activities.catalog import load_planning_catalog
+    from activities.llm import goalflow_agent
+    from activities.store import resolve_agent_snapshots
+
+    # Pure, but it pulls in jsonschema and its compiled helpers: load them once, not per sandbox.
+    from contracts.dag_validation import validate_spec
+
+PLAN_TOOL = "submit_dag"
+"""The output tool the planner calls with its DagSpec; part of the model-facing contract."""
+
+PLANNING_RULES = """\
+You turn a goal into a DAG of steps that goalflow runs durably. Answer ONLY by calling the
+`submit_dag` tool with the DAG spec. Rules:
+- Each node has a unique `id` (letters, digits, _ and -), and exactly one of: `tool` with an
+  `input` object that matches the tool's input schema, or `agent` (an agent name below) with a
+  `prompt`.
+- `depends_on` lists the ids of nodes that must finish first; no cycles.
+- Inputs and prompts may use templates: `{{params.<name>}}` for a DAG parameter and
+  `{{nodes.<id>.output}}` for the output of a node that is an ancestor (via depends_on).
+- Use only the tools and agents listed below. Keep the DAG as small as the goal allows.
+- Put values the user may want to change in `params` with defaults.
+"""
+
+
+def planning_instructions(planner: AgentSnapshot, catalog: PlanningCatalog) -> str:
+    """The planner's instructions: its own system prompt, the rules, and what it may use."""
+    tools = [
+        {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in catalog.tools
+    ]
+    agents = [{"name": a.name, "description": a.description} for a in catalog.agents]
+    parts = [
+        planner.system_prompt,
+        PLANNING_RULES,
+        "Tools:\n" + json.dumps(tools, sort_keys=True),
+        "Agents:\n" + json.dumps(agents, sort_keys=True),
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _describe_errors(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    problems = []
+    for error in content:
+        loc = ".".join(str(part) for part in error.get("loc", ()))
+        problems.append(f"{loc}: {error.get('msg', '')}" if loc else str(error.get("msg", "")))
+    return problems
+
+
+def _last_attempt(
+    messages: list[ModelMessage], problems_by_call: dict[str, list[str]]
+) -> tuple[Any, list[str]]:
+    """The planner's last submitted spec and what was wrong with it, from the run's messages."""
+    last: ToolCallPart | None = None
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            for part in message.parts:
+                if isinstance(part, ToolCallPart) and part.tool_name == PLAN_TOOL:
+                    last = part
+    if last is None:
+        return None, ["the planner never submitted a DAG"]
+    try:
+        output: Any = last.args_as_dict()
+    except ValueError:
+        output = last.args
+    if last.tool_call_id in problems_by_call:
+        return output, problems_by_call[last.tool_call_id]
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for answer in message.parts:
+                if (
+                    isinstance(answer, RetryPromptPart | ToolReturnPart)
+                    and answer.tool_call_id == last.tool_call_id
+                ):
+                    return output, _describe_errors(answer.content)
+    return output, ["the planner's last DAG was not accepted"]
+
+
+async def plan_dag(
+    goal: str,
+    *,
+    planner: AgentSnapshot,
+    catalog: PlanningCatalog,
+    context: str = "",
+    max_attempts: int = DEFAULT_PLAN_ATTEMPTS,
+) -> PlanResult:
+    """Ask the planner agent for a DagSpec until one passes validation, at most `max_attempts`.
+
+    Raises a non-retryable ApplicationError of type `PlanInvalid` whose single detail is a
+    `PlanFailure` dict (last attempt + problems) when no attempt is valid.
+    """
+    problems_by_call: dict[str, list[str]] = {}
+    attempts = 0
+
+    def submit_dag(ctx: RunContext[None], spec: DagSpec) -> DagSpec:
+        """Submit the DAG spec that achieves the goal."""
+        nonlocal attempts
+        attempts += 1
+        problems = validate_spec(spec, tool_schemas=catalog.tool_schemas(), agent_names=catalog.agent_names())
+        if problems:
+            problems_by_call[ctx.tool_call_id or ""] = problems
+            raise ModelRetry(
+                "The DAG is invalid; fix every problem and submit it again:\n"
+                + "\n".join(f"- {p}" for p in problems)
+            )
+        return spec
+
+    prompt = f"Goal:\n{goal}"
+    if context:
+        prompt += f"\n\nContext (a previous attempt and how it ended):\n{context}"
+    started = workflow.now()
+    with capture_run_messages() as messages:
+        try:
+            result = await goalflow_agent.run(
+                prompt,
+                model=planner.model_id,
+                instructions=planning_instructions(planner, catalog),
+                model_settings=_model_settings(planner),
+                output_type=ToolOutput(submit_dag, name=PLAN_TOOL, max_retries=max_attempts - 1),
+            )
+        except UnexpectedModelBehavior:
+            output, problems = _last_attempt(messages, problems_by_call)
+            failure = PlanFailure(
+                goal=goal,
+                attempts=max(attempts, 1),
+                problems=problems,
+                last_attempt=output,
+            )
+            raise ApplicationError(
+                f"the planner produced no valid DAG in {max_attempts} attempt(s)",
+                failure.model_dump(mode="json"),
+                type=PLAN_INVALID,
+                non_retryable=True,
+            ) from None
+        except Exception as exc:
+            typed = provider_failure(exc)
+            if typed is None:
+                raise
+            raise typed from None
+    workflow.logger.info("planned %d node(s) in %s", len(result.output.nodes), workflow.now() - started)
+    usage = result.usage
+    return PlanResult(
+        spec=result.output,
+        attempts=attempts,
+        usage=TokenUsage(
+            requests=usage.requests,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+        ),
+        # Activity results are host-side classes; the sandbox has its own copy of the contracts.
+        planner=AgentSnapshot.model_validate(planner.model_dump()),
+    )
+
+
+CATALOG_TIMEOUT = timedelta(seconds=30)
+
+
+async def plan_goal(
+    goal: str,
+    *,
+    agent: str = DEFAULT_PLANNER,
+    context: str = "",
+    max_attempts: int = DEFAULT_PLAN_ATTEMPTS,
+) -> PlanResult:
+    """Pin the planner agent's active version, load the catalog, then `plan_dag`.
+
+    For workflows that register `goalflow_agent` (`__pydantic_ai_agents__`) and whose worker
+    has the `load_planning_catalog` and `resolve_agent_snapshots` activities.
+    """
+    snapshots = await workflow.execute_activity(
+        resolve_agent_snapshots,
+        [agent],
+        start_to_close_timeout=CATALOG_TIMEOUT,
+        summary=f"pin planner agent {agent}",
+    )
+    catalog = await workflow.execute_activity(
+        load_planning_catalog,
+        start_to_close_timeout=CATALOG_TIMEOUT,
+        summary="load planning catalog",
+    )
+    return await plan_dag(
+        goal,
+        planner=snapshots[agent],
+        catalog=catalog,
+        context=context,
+        max_attempts=max_attempts,
+    )
