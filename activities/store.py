@@ -28,6 +28,11 @@ async def load_agent_snapshot(agent_id: int) -> AgentSnapshot:
     return snapshot_of(agent)
 
 
+async def active_snapshot(name: str) -> AgentSnapshot:
+    """The active version of a named agent, for code already running in an activity."""
+    return (await resolve_agent_snapshots([name]))[name]
+
+
 @activity.defn
 async def resolve_agent_snapshots(names: list[str]) -> dict[str, AgentSnapshot]:
     """Pin the active version of each named agent, all at once, when a run starts."""

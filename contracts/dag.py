@@ -234,6 +234,12 @@ class DagCarry(BaseModel):
     runs: int = 1
     started_at: datetime | None = None
     stream: WorkflowStreamState | None = None
+    layout: str = ""
+    """Empty: `spec.nodes` is the whole spec. Otherwise `spec.nodes` holds only the unfinished
+    nodes and this is one letter per node in spec order: `s` (the next of `spec.nodes`), `f` (the
+    next of `nodes`) or `F` (the same, and no node depends on it)."""
+    time_base_ms: int = 0
+    """Carried `t0`/`t1` are milliseconds after this epoch millisecond (0: plain epoch ms)."""
 
 
 class RunDagInput(BaseModel):

@@ -65,6 +65,7 @@ class PlanFailure(BaseModel):
     attempts: int
     problems: list[str]
     last_attempt: Any = None
+    usage: TokenUsage = TokenUsage()
 
 
 class PlanResult(BaseModel):

@@ -60,9 +60,7 @@ class Settings(BaseSettings):
         if self.environment == "production":
             missing = [n for n in ("api_token", "encryption_keys") if getattr(self, n) is None]
             if missing:
-                raise ValueError(
-                    f"{', '.join(m.upper() for m in missing)} must be set in production"
-                )
+                raise ValueError(f"{', '.join(m.upper() for m in missing)} must be set in production")
         return self
 
     @property

@@ -169,6 +169,9 @@ async def update_dag(
     """Patch a DAG; a new spec is validated first; the schedule follows the row."""
     dag = await get_dag(session, dag_id)
     changes = data.model_dump(exclude_unset=True, exclude={"spec"})
+    nulled = sorted(k for k in ("name", "description") if k in changes and changes[k] is None)
+    if nulled:
+        raise Invalid(f"{', '.join(nulled)} cannot be null")
     if data.spec is not None:
         await check_spec(session, data.spec)
         dag.spec = data.spec.model_dump(mode="json")

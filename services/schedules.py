@@ -58,7 +58,7 @@ class ScheduleInfo(BaseModel):
 
 def schedule_error(exc: RPCError, *, schedule_id: str, doing: str) -> DomainError:
     """The domain error for a failed schedule RPC, by status code."""
-    if exc.status == RPCStatusCode.NOT_FOUND:
+    if exc.status == RPCStatusCode.NOT_FOUND and doing != "create or update":
         return NotFound(f"schedule {schedule_id} not found")
     if exc.status == RPCStatusCode.INVALID_ARGUMENT:
         return Invalid(f"schedule {schedule_id} rejected by Temporal: {exc.message}")

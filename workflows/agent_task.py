@@ -4,22 +4,19 @@ Text files reach the model as text parts, images as binary parts; both are read 
 artifacts by an activity, so the workflow input stays small.
 """
 
-from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 from contracts.agent_task import RUN_KIND_TASK, AgentTaskInput, AgentTaskResult, AttachmentContent
-from contracts.agents import AgentRunOutput, AgentSnapshot
 from contracts.goals import RecordUsageInput
 from contracts.usage import TokenUsage
-from workflows.agent_runs import _model_settings, provider_failure
+from workflows.agent_runs import run_agent
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic_ai import BinaryContent, StructuredDict
+    from pydantic_ai import BinaryContent
     from pydantic_ai.messages import UserContent
 
     from activities.agent_tasks import load_task_attachments
@@ -41,35 +38,6 @@ def user_prompt(prompt: str, attachments: list[AttachmentContent]) -> list[UserC
             parts.append(f"--- image {item.filename} ---")
             parts.append(BinaryContent(item.data, media_type=item.media_type))
     return parts
-
-
-async def run_agent_on(agent: AgentSnapshot, prompt: Sequence[UserContent]) -> AgentRunOutput:
-    """`run_agent` for a multi-part prompt; each model request is a Temporal activity."""
-    output_type: Any = StructuredDict(agent.output_schema, name="output") if agent.output_schema else str
-    started = workflow.now()
-    try:
-        result = await goalflow_agent.run(
-            prompt,
-            model=agent.model_id,
-            instructions=agent.system_prompt or None,
-            model_settings=_model_settings(agent),
-            output_type=output_type,
-        )
-    except Exception as exc:
-        failure = provider_failure(exc)
-        if failure is None:
-            raise
-        raise failure from None
-    usage = result.usage
-    return AgentRunOutput(
-        output=result.output,
-        usage=TokenUsage(
-            requests=usage.requests,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-        ),
-        execution_time_ms=int((workflow.now() - started).total_seconds() * 1000),
-    )
 
 
 @workflow.defn
@@ -99,7 +67,7 @@ class AgentTaskWorkflow:
             )
         workflow.set_current_details(f"running {agent.name} v{agent.version} on {len(contents)} file(s)")
         try:
-            result = await run_agent_on(agent, user_prompt(params.prompt, contents))
+            result = await run_agent(agent, user_prompt(params.prompt, contents))
         except FailureError:
             await self._record(agent.name, "failed", TokenUsage())
             raise

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-from contracts.dag import CarriedNode, DagSpec, NodeState, RetrySpec
+from contracts.dag import CarriedNode, NodeSpec, NodeState, RetrySpec
 from contracts.usage import TokenUsage
 
 PREVIEW_CHARS = 200
@@ -36,19 +36,22 @@ def retry_policy(spec: RetrySpec | None) -> RetryPolicy:
     )
 
 
-def children_of(spec: DagSpec) -> dict[str, list[str]]:
-    """Node id → the nodes that depend on it, in spec order."""
-    children: dict[str, list[str]] = {node.id: [] for node in spec.nodes}
-    for node in spec.nodes:
+def children_of(nodes: list[NodeSpec]) -> dict[str, list[str]]:
+    """Node id → the nodes that depend on it, in spec order. A dependency outside `nodes` (a node
+    finished in an earlier run) gets an entry too."""
+    children: dict[str, list[str]] = {node.id: [] for node in nodes}
+    for node in nodes:
         for dep in node.depends_on:
-            children[dep].append(node.id)
+            children.setdefault(dep, []).append(node.id)
     return children
 
 
-def topological_order(spec: DagSpec, children: dict[str, list[str]]) -> list[str]:
-    """Kahn's order, stable with respect to the spec (the spec is validated acyclic)."""
-    indegree = {node.id: len(node.depends_on) for node in spec.nodes}
-    queue = deque(node.id for node in spec.nodes if not node.depends_on)
+def topological_order(nodes: list[NodeSpec], children: dict[str, list[str]]) -> list[str]:
+    """Kahn's order, stable with respect to the spec (the spec is validated acyclic). Dependencies
+    outside `nodes` are finished and do not count."""
+    present = {node.id for node in nodes}
+    indegree = {node.id: sum(1 for dep in node.depends_on if dep in present) for node in nodes}
+    queue = deque(node.id for node in nodes if indegree[node.id] == 0)
     order = []
     while queue:
         current = queue.popleft()
@@ -73,23 +76,28 @@ def json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str).encode())
 
 
-def _ms(moment: datetime | None) -> int | None:
+def epoch_ms(moment: datetime | None) -> int | None:
+    """Milliseconds since the epoch."""
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
-def _moment(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+def _moment(ms: int | None, base: int) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp((base + ms) / 1000, tz=UTC)
 
 
-def compact(state: NodeState) -> CarriedNode:
-    """A finished node in the short form continue-as-new carries."""
+def _after(ms: int | None, base: int) -> int | None:
+    return None if ms is None else ms - base
+
+
+def compact(state: NodeState, *, base_ms: int = 0) -> CarriedNode:
+    """A finished node in the short form continue-as-new carries; times in ms after `base_ms`."""
     usage = state.usage if state.usage.requests or state.usage.total_tokens else None
     return CarriedNode(
         i=state.id,
         s=state.status,
         a=state.attempts,
-        t0=_ms(state.started_at),
-        t1=_ms(state.finished_at),
+        t0=_after(epoch_ms(state.started_at), base_ms),
+        t1=_after(epoch_ms(state.finished_at), base_ms),
         p=state.output_preview,
         o=state.output,
         r=state.artifact,
@@ -99,14 +107,14 @@ def compact(state: NodeState) -> CarriedNode:
     )
 
 
-def expand(node: CarriedNode) -> NodeState:
+def expand(node: CarriedNode, *, base_ms: int = 0) -> NodeState:
     """The inverse of `compact`."""
     return NodeState(
         id=node.i,
         status=node.s,
         attempts=node.a,
-        started_at=_moment(node.t0),
-        finished_at=_moment(node.t1),
+        started_at=_moment(node.t0, base_ms),
+        finished_at=_moment(node.t1, base_ms),
         output_preview=node.p,
         output=node.o,
         artifact=node.r,

@@ -11,10 +11,10 @@ from contracts.dag import DagResult, DagSpec, ExecutionStatus, RunDagInput
 from contracts.experiments import CellResult, ExperimentCell, ExperimentInput, ExperimentResult
 from contracts.search import search_attributes
 from contracts.usage import TokenUsage
+from workflows.dag import DagWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import resolve_agent_snapshots
-    from workflows.dag import DagWorkflow
 
 
 def cell_agents(pinned: dict[str, AgentSnapshot], cell: ExperimentCell) -> dict[str, AgentSnapshot]:
@@ -26,8 +26,7 @@ def cell_agents(pinned: dict[str, AgentSnapshot], cell: ExperimentCell) -> dict[
     if cell.temperature is not None:
         update["temperature"] = cell.temperature
     return {
-        name: AgentSnapshot.model_validate({**agent.model_dump(), **update})
-        for name, agent in pinned.items()
+        name: AgentSnapshot.model_validate({**agent.model_dump(), **update}) for name, agent in pinned.items()
     }
 
 

@@ -24,7 +24,7 @@ from contracts.planning import (
     PlanResult,
 )
 from contracts.usage import TokenUsage
-from workflows.agent_runs import _model_settings, provider_failure
+from workflows.agent_runs import provider_failure
 
 with workflow.unsafe.imports_passed_through():
     from pydantic_ai import ModelRetry, RunContext, ToolOutput, capture_run_messages
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ToolReturnPart,
     )
 
+    from activities.agent_options import run_options, usage_counts
     from activities.catalog import load_planning_catalog
     from activities.llm import goalflow_agent
     from activities.store import resolve_agent_snapshots
@@ -116,6 +117,16 @@ def _last_attempt(
     return output, ["the planner's last DAG was not accepted"]
 
 
+def _spent(messages: list[ModelMessage]) -> TokenUsage:
+    """What the model requests of a failed run cost (a failed plan still spent tokens)."""
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    return TokenUsage(
+        requests=len(responses),
+        input_tokens=sum(m.usage.input_tokens for m in responses),
+        output_tokens=sum(m.usage.output_tokens for m in responses),
+    )
+
+
 async def plan_dag(
     goal: str,
     *,
@@ -132,7 +143,7 @@ async def plan_dag(
     problems_by_call: dict[str, list[str]] = {}
     attempts = 0
 
-    def submit_dag(ctx: RunContext[None], spec: DagSpec) -> DagSpec:
+    def submit_dag(ctx: RunContext[Any], spec: DagSpec) -> DagSpec:
         """Submit the DAG spec that achieves the goal."""
         nonlocal attempts
         attempts += 1
@@ -155,7 +166,7 @@ async def plan_dag(
                 prompt,
                 model=planner.model_id,
                 instructions=planning_instructions(planner, catalog),
-                model_settings=_model_settings(planner),
+                model_settings=run_options(planner)["model_settings"],
                 output_type=ToolOutput(submit_dag, name=PLAN_TOOL, max_retries=max_attempts - 1),
             )
         except UnexpectedModelBehavior:
@@ -165,6 +176,7 @@ async def plan_dag(
                 attempts=max(attempts, 1),
                 problems=problems,
                 last_attempt=output,
+                usage=_spent(messages),
             )
             raise ApplicationError(
                 f"the planner produced no valid DAG in {max_attempts} attempt(s)",
@@ -178,15 +190,10 @@ async def plan_dag(
                 raise
             raise typed from None
     workflow.logger.info("planned %d node(s) in %s", len(result.output.nodes), workflow.now() - started)
-    usage = result.usage
     return PlanResult(
         spec=result.output,
         attempts=attempts,
-        usage=TokenUsage(
-            requests=usage.requests,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-        ),
+        usage=TokenUsage(**usage_counts(result.usage)),
         # Activity results are host-side classes; the sandbox has its own copy of the contracts.
         planner=AgentSnapshot.model_validate(planner.model_dump()),
     )

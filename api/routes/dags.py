@@ -74,6 +74,7 @@ def _plan_rejected(exc: planning.PlanRejected) -> HTTPException:
             "problems": exc.failure.problems,
             "attempts": exc.failure.attempts,
             "last_attempt": exc.failure.last_attempt,
+            "usage": exc.failure.usage.model_dump(),
             "workflow_id": exc.workflow_id,
         },
     )

@@ -26,10 +26,10 @@ async def start(api: httpx.AsyncClient, dag_id: int, params: dict[str, Any] | No
 
 
 async def wait_for(
-    api: httpx.AsyncClient, execution_id: str, statuses: set[str], *, timeout: float = 30
+    api: httpx.AsyncClient, execution_id: str, statuses: set[str], *, within_s: float = 30
 ) -> dict[str, Any]:
     """Poll `GET /dag-executions/{id}` until its status is one of `statuses`."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         response = await api.get(f"/api/v1/dag-executions/{execution_id}")
         assert response.status_code == 200, response.text
@@ -46,10 +46,10 @@ async def wait_closed(api: httpx.AsyncClient, execution_id: str) -> dict[str, An
 
 
 async def wait_node(
-    api: httpx.AsyncClient, execution_id: str, node_id: str, status: str, *, timeout: float = 30
+    api: httpx.AsyncClient, execution_id: str, node_id: str, status: str, *, within_s: float = 30
 ) -> dict[str, Any]:
     """Poll until one node reaches `status`."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within_s
     while True:
         body = (await api.get(f"/api/v1/dag-executions/{execution_id}")).json()
         node = next((n for n in body.get("nodes", []) if n["id"] == node_id), None)

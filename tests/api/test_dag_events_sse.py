@@ -36,7 +36,7 @@ async def served(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncC
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
     assert settings.api_token is not None
     headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
@@ -53,7 +53,9 @@ async def _events(
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
-    async with http.stream("GET", f"/api/v1/dag-executions/{execution_id}/events", headers=headers) as response:
+    async with http.stream(
+        "GET", f"/api/v1/dag-executions/{execution_id}/events", headers=headers
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():

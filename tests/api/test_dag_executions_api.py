@@ -13,8 +13,13 @@ from tests.helpers import make_agent, make_provider
 GATED = {
     "nodes": [
         {"id": "a", "tool": "noop", "input": {"value": "first"}},
-        {"id": "gate", "tool": "noop", "input": {"value": "{{nodes.a.output}}"}, "depends_on": ["a"],
-         "requires_approval": True},
+        {
+            "id": "gate",
+            "tool": "noop",
+            "input": {"value": "{{nodes.a.output}}"},
+            "depends_on": ["a"],
+            "requires_approval": True,
+        },
         {"id": "after", "tool": "noop", "input": {"value": "done"}, "depends_on": ["gate"]},
     ],
 }
@@ -115,7 +120,8 @@ async def test_cancel_then_delete_and_409s(api: httpx.AsyncClient) -> None:
 async def test_list_executions_filters_by_status(api: httpx.AsyncClient) -> None:
     ok = await make_dag(api, {"nodes": [{"id": "x", "tool": "noop"}]})
     bad = await make_dag(
-        api, {"on_failure": "fail", "nodes": [{"id": "x", "tool": "calculator", "input": {"expression": "1/0"}}]}
+        api,
+        {"on_failure": "fail", "nodes": [{"id": "x", "tool": "calculator", "input": {"expression": "1/0"}}]},
     )
     ok_id, bad_id = await start(api, ok["id"]), await start(api, bad["id"])
     assert (await wait_closed(api, ok_id))["status"] == "succeeded"
@@ -140,7 +146,12 @@ async def test_resume_suspended_execution_patches_the_failed_node(api: httpx.Asy
     spec = {
         "nodes": [
             {"id": "calc", "tool": "calculator", "input": {"expression": "1/0"}},
-            {"id": "echo", "tool": "noop", "input": {"value": "{{nodes.calc.output}}"}, "depends_on": ["calc"]},
+            {
+                "id": "echo",
+                "tool": "noop",
+                "input": {"value": "{{nodes.calc.output}}"},
+                "depends_on": ["calc"],
+            },
         ]
     }
     dag = await make_dag(api, spec)
@@ -150,7 +161,9 @@ async def test_resume_suspended_execution_patches_the_failed_node(api: httpx.Asy
 
     wrong = await api.post(f"/api/v1/resume-dag/{execution_id}", json={"node_id": "echo", "action": "retry"})
     assert wrong.status_code == 409
-    no_input = await api.post(f"/api/v1/resume-dag/{execution_id}", json={"node_id": "calc", "action": "patch"})
+    no_input = await api.post(
+        f"/api/v1/resume-dag/{execution_id}", json={"node_id": "calc", "action": "patch"}
+    )
     assert no_input.status_code == 422
 
     resumed = await api.post(
@@ -175,8 +188,12 @@ async def test_resume_failed_execution_reruns_only_unfinished_nodes(
         "nodes": [
             {"id": "draft", "agent": first["name"], "prompt": "draft {{params.topic}}"},
             {"id": "count", "tool": "calculator", "input": {"expression": "2+2"}},
-            {"id": "review", "agent": second["name"], "prompt": "review {{nodes.draft.output}}",
-             "depends_on": ["draft", "count"]},
+            {
+                "id": "review",
+                "agent": second["name"],
+                "prompt": "review {{nodes.draft.output}}",
+                "depends_on": ["draft", "count"],
+            },
         ],
     }
     dag = await make_dag(api, spec)

@@ -78,6 +78,7 @@ async def test_patch_validates_a_new_spec_and_keeps_the_old_on_failure(api: http
     assert renamed.status_code == 200, renamed.text
     assert (renamed.json()["name"], renamed.json()["description"]) == ("renamed", "d")
 
+    assert (await api.patch(f"/api/v1/dags/{dag['id']}", json={"name": None})).status_code == 422
     bad = {"name": "x", "nodes": [{"id": "a", "tool": "no_such_tool"}]}
     response = await api.patch(f"/api/v1/dags/{dag['id']}", json={"spec": bad})
     assert response.status_code == 422
@@ -97,9 +98,7 @@ async def test_delete_without_executions_then_404(api: httpx.AsyncClient) -> Non
     assert (await api.delete(f"/api/v1/dags/{dag['id']}")).status_code == 404
 
 
-async def test_execute_dag_starts_workflow_findable_by_dag_id(
-    api: httpx.AsyncClient, client: Client
-) -> None:
+async def test_execute_dag_starts_workflow_findable_by_dag_id(api: httpx.AsyncClient, client: Client) -> None:
     dag = await make_dag(api, ADD)
     response = await api.post("/api/v1/execute-dag", json={"dag_id": dag["id"], "params": {"expr": "6 * 7"}})
     assert response.status_code == 202, response.text

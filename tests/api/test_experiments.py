@@ -19,8 +19,12 @@ async def test_experiment_runs_each_cell_on_its_model_and_compares(
         "params": {"word": "hi"},
         "nodes": [
             {"id": "count", "tool": "calculator", "input": {"expression": "1+1"}},
-            {"id": "say", "agent": writer["name"], "prompt": "say {{params.word}} {{nodes.count.output}}",
-             "depends_on": ["count"]},
+            {
+                "id": "say",
+                "agent": writer["name"],
+                "prompt": "say {{params.word}} {{nodes.count.output}}",
+                "depends_on": ["count"],
+            },
         ],
     }
     dag = await make_dag(api, spec)

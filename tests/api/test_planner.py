@@ -80,14 +80,13 @@ async def test_always_invalid_plan_answers_422_with_last_attempt_and_problems(
     fake_llm.handlers[planner["model"]] = submit(INVALID)
     before = (await api.get("/api/v1/dags", params={"name": "broken", "limit": 500})).json()
 
-    response = await api.post(
-        "/api/v1/create-dag", json={"goal": "impossible", "agent": planner["name"]}
-    )
+    response = await api.post("/api/v1/create-dag", json={"goal": "impossible", "agent": planner["name"]})
 
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert detail["attempts"] == 3
     assert detail["last_attempt"] == INVALID
+    assert detail["usage"] == {"requests": 3, "input_tokens": 33, "output_tokens": 21}
     assert "node 'a': unknown tool 'no_such_tool'" in detail["problems"]
     assert "node 'b' depends on unknown node 'ghost'" in detail["problems"]
     assert len(fake_llm.calls(planner["model"])) == 3

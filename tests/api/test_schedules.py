@@ -125,8 +125,9 @@ async def test_goal_creation_is_rolled_back_when_its_schedule_cannot_be_created(
             "/api/v1/goals",
             json={"title": title, "objective": "x", "agent_name": agent["name"], "schedule": "@hourly"},
         )
-    assert response.status_code in (404, 502), response.text
-    assert "schedule goal-" in response.json()["detail"]
+    assert response.status_code == 502, response.text
+    assert "could not create or update schedule goal-" in response.json()["detail"]
+    assert response.json()["error"] == "ScheduleError"
     listed = (await api.get("/api/v1/goals", params={"limit": 500})).json()
     assert title not in [g["title"] for g in listed]
 

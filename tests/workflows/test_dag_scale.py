@@ -3,7 +3,6 @@
 
 import time
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
@@ -51,10 +50,6 @@ async def test_continue_as_new_carries_nodes_outputs_and_the_event_stream(client
     assert await run_count(client, handle.id) == 4
 
 
-@pytest.mark.skip(
-    reason="unfinished: with 256 concurrent local activities the workflow task outlives its timeout "
-    "around event 2,600 and the worker replays in a loop; see the DAG engine report"
-)
 async def test_ten_thousand_node_dag_completes_within_history_limits(client: Client) -> None:
     queue = new_queue()
     dag = spec(*(node(f"n{i}") for i in range(10_000)), max_parallel=256)
@@ -63,16 +58,18 @@ async def test_ten_thousand_node_dag_completes_within_history_limits(client: Cli
         handle = await start(client, queue, dag)
         result = await handle.result()
         elapsed = time.monotonic() - began
-        runs = 0
+        runs, events = 0, []
         async for execution in client.list_workflows(f'WorkflowId="{handle.id}"'):
             runs += 1
             history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+            events.append(len(history.events))
             assert len(history.events) < HISTORY_EVENT_LIMIT
             assert history.to_json().__len__() < HISTORY_BYTES_LIMIT
             started = history.events[0].workflow_execution_started_event_attributes
-            assert started.input.payloads[0].ByteSize() < 2 * 1024 * 1024
+            # Only unfinished nodes' specs and compact finished nodes travel: far below 2 MB.
+            assert started.input.payloads[0].ByteSize() < 1024 * 1024
             assert history.events[0].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
     assert result.status == ExecutionStatus.succeeded
     assert len(result.nodes) == 10_000 and all(n.status == "succeeded" for n in result.nodes)
     assert runs >= 2, "a history this long must have continued-as-new"
-    print(f"10,000 nodes: {elapsed:.1f}s over {runs} runs")
+    print(f"10,000 nodes: {elapsed:.1f}s over {runs} runs, history events per run {events}")

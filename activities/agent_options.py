@@ -1,0 +1,76 @@
+"""How one agent version is run, shared by workflow runs (`workflows/agent_runs.py`) and the
+`run_agent` tool (which runs an agent inside an activity): one place for the run options, the
+usage roll-up and the classification of provider failures."""
+
+from typing import Any
+
+from pydantic_ai import StructuredDict
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelHTTPError,
+    ModelRequestRejectedError,
+    UnexpectedModelBehavior,
+)
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RunUsage
+
+from contracts import errors
+from contracts.agents import AgentSnapshot
+from contracts.tools import AgentToolDeps
+
+
+def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
+    """Keyword arguments for `goalflow_agent.run` that make it this agent version."""
+    settings = ModelSettings()
+    if agent.temperature is not None:
+        settings["temperature"] = agent.temperature
+    if agent.max_tokens is not None:
+        settings["max_tokens"] = agent.max_tokens
+    return {
+        "model": agent.model_id,
+        "instructions": agent.system_prompt or None,
+        "model_settings": settings,
+        "output_type": StructuredDict(agent.output_schema, name="output") if agent.output_schema else str,
+        # Only the tools this version lists are offered; each call is an activity in a workflow.
+        "deps": AgentToolDeps(tools=agent.tools, depth=depth),
+    }
+
+
+def usage_counts(usage: RunUsage) -> dict[str, int]:
+    """pydantic-ai's usage as plain counts for `TokenUsage(**...)`.
+
+    Plain values, not a model: this module is passed through the workflow sandbox, and a
+    host-side `TokenUsage` would be rejected by the sandbox's own copy of the contracts."""
+    return {
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def describe_model_error(exc: ModelAPIError) -> str:
+    """The provider's own words with the status and model, instead of pydantic-ai's repr line."""
+    if not isinstance(exc, ModelHTTPError):
+        return str(exc)
+    detail: Any = exc.body
+    if isinstance(detail, dict):
+        detail = detail.get("message") or detail.get("error") or detail
+        if isinstance(detail, dict):
+            detail = detail.get("message", detail)
+    return f"provider answered HTTP {exc.status_code} for model {exc.model_name!r}: {detail}"
+
+
+def classify_model_error(exc: BaseException) -> tuple[str, str] | None:
+    """(goalflow error type, message) for a failed model call, or None if it is not one."""
+    if isinstance(exc, ModelAuthenticationError):
+        kind = errors.PROVIDER_AUTH
+    elif isinstance(exc, ModelRequestRejectedError):
+        kind = errors.PROVIDER_REJECTED
+    elif isinstance(exc, ModelAPIError):
+        kind = errors.PROVIDER_UNAVAILABLE
+    elif isinstance(exc, UnexpectedModelBehavior):
+        kind = errors.MODEL_OUTPUT_INVALID
+    else:
+        return None
+    return kind, describe_model_error(exc) if isinstance(exc, ModelAPIError) else str(exc)

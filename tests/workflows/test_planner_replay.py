@@ -1,0 +1,81 @@
+"""PlannerWorkflow replays deterministically: a retried plan, a failed one, and the recorded one.
+
+Re-record the kept history (after a deliberate, versioned change) with
+`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_planner_replay.py`.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.api.test_planner import INVALID, VALID, submit
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
+from workflows.planner import PlannerWorkflow
+
+RECORDED = Path(__file__).parent / "histories" / "planner.json"
+RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=[PlannerWorkflow], plugins=[PydanticAIPlugin()])
+
+
+def _event_types(history: WorkflowHistory) -> list[EventType.ValueType]:
+    return [e.event_type for e in history.events]
+
+
+async def _planner(api: httpx.AsyncClient, fake: FakeOpenAI) -> dict[str, str]:
+    provider = await make_provider(api, fake)
+    return await make_agent(api, provider["id"], system_prompt="You plan DAGs.")
+
+
+async def test_retried_plan_history_replays(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client
+) -> None:
+    planner = await _planner(api, fake_llm)
+    fake_llm.script(planner["model"], submit(INVALID), submit(VALID))
+    response = await api.post("/api/v1/create-dag", json={"goal": "add", "agent": planner["name"]})
+    assert response.status_code == 201, response.text
+    history = await client.get_workflow_handle(response.json()["plan"]["workflow_id"]).fetch_history()
+    types = _event_types(history)
+    # Pin the planner, load the catalog, then one model request per attempt.
+    assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 4
+    assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    await _replayer().replay_workflow(history)
+    if RECORD:
+        RECORDED.parent.mkdir(parents=True, exist_ok=True)
+        RECORDED.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def test_failed_plan_history_replays(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client
+) -> None:
+    planner = await _planner(api, fake_llm)
+    fake_llm.handlers[planner["model"]] = submit(INVALID)
+    response = await api.post("/api/v1/create-dag", json={"goal": "never", "agent": planner["name"]})
+    assert response.status_code == 422, response.text
+    history = await client.get_workflow_handle(response.json()["detail"]["workflow_id"]).fetch_history()
+    assert _event_types(history)[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    failure = history.events[-1].workflow_execution_failed_event_attributes.failure
+    assert failure.application_failure_info.type == "PlanInvalid"
+    assert failure.application_failure_info.non_retryable
+    await _replayer().replay_workflow(history)
+
+
+async def test_recorded_history_replays_with_current_code() -> None:
+    if not RECORDED.exists():
+        pytest.fail(f"{RECORDED} is missing: record it with GOALFLOW_RECORD_HISTORIES=1")
+    history = WorkflowHistory.from_json("planner-recorded", RECORDED.read_text())
+    assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == (
+        "PlannerWorkflow"
+    )
+    assert _event_types(history)[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    await _replayer().replay_workflow(history)

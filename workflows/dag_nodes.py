@@ -1,0 +1,162 @@
+"""Running one DAG node from DagWorkflow: a tool node is one activity named after the tool (a
+local activity when the tool is marked `local`), an agent node a pydantic-ai run on the pinned
+agent version. Activity ids are `<node id>-<attempt>` so the Web UI, the CLI and offloaded
+artifacts name the node they belong to.
+"""
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError
+
+from contracts.agents import AgentSnapshot
+from contracts.dag import NodeOutput, NodeSpec, NodeState
+from contracts.templates import references, resolve, stringify
+from contracts.tools import BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, ToolInfo, ToolResult
+from workflows.agent_runs import run_agent
+from workflows.dag_state import PREVIEW_CHARS, retry_policy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.dag import OffloadInput, load_artifact_text, offload_output
+
+STORE_TIMEOUT = timedelta(seconds=30)
+NODE_ACTIVITY_IDS = "node-activity-ids"
+"""Patch: histories recorded before activities were named after nodes keep the SDK's ids."""
+
+
+def tool_info(node: NodeSpec) -> ToolInfo | None:
+    """How a tool node is scheduled; None for an agent node."""
+    if node.tool is None:
+        return None
+    return BUILTIN_TOOLS.get(node.tool) or ToolInfo(name=node.tool)
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost failure message, prefixed by its type when it has one."""
+    cause: BaseException = exc
+    while isinstance(cause, FailureError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return f"{cause.type}: {cause.message}"
+    if isinstance(cause, FailureError):
+        return cause.message or type(cause).__name__
+    return str(cause) or type(cause).__name__
+
+
+class NodeRunner:
+    """Executes nodes against the run's params, pinned agents and finished nodes' outputs."""
+
+    def __init__(
+        self,
+        *,
+        params: Mapping[str, Any],
+        agents: Mapping[str, AgentSnapshot],
+        nodes: Mapping[str, NodeState],
+    ) -> None:
+        self._params = params
+        self._agents = agents
+        self._nodes = nodes
+
+    def _outputs_for(self, value: Any) -> dict[str, NodeOutput]:
+        return {
+            ref.node: self._nodes[ref.node].node_output()
+            for ref in references(value)
+            if ref.node is not None and ref.node in self._nodes
+        }
+
+    async def execute(self, node: NodeSpec, attempt: int) -> NodeOutput:
+        """Run the node once (Temporal retries inside); raises FailureError/TemplateError/TimeoutError."""
+        key = f"{node.id}-{attempt}"
+        if not workflow.patched(NODE_ACTIVITY_IDS):
+            key = ""
+        info = tool_info(node)
+        if info is not None:
+            return await self._execute_tool(node, info, key)
+        return await self._execute_agent(node, key)
+
+    async def _execute_tool(self, node: NodeSpec, info: ToolInfo, key: str) -> NodeOutput:
+        args = (
+            resolve(node.input, params=self._params, outputs=self._outputs_for(node.input))
+            if node.input
+            else {}
+        )
+        timeout = timedelta(seconds=node.timeout_s or info.timeout_s)
+        summary = f"node {node.id}: {info.name}"
+        if info.local:
+            result = await workflow.execute_local_activity(
+                info.name,
+                args,
+                result_type=ToolResult,
+                activity_id=key or None,
+                start_to_close_timeout=timeout,
+                retry_policy=retry_policy(node.retry),
+                summary=summary,
+            )
+        else:
+            result = await workflow.execute_activity(
+                info.name,
+                args,
+                result_type=ToolResult,
+                activity_id=key or None,
+                start_to_close_timeout=timeout,
+                retry_policy=retry_policy(node.retry),
+                summary=summary,
+            )
+        if result.artifact is not None:
+            return NodeOutput(artifact=result.artifact, preview=result.preview, usage=result.usage)
+        output = await self._keep_small(node.id, key, result.output)
+        output.usage = result.usage
+        if result.preview:
+            output.preview = result.preview
+        return output
+
+    async def _execute_agent(self, node: NodeSpec, key: str) -> NodeOutput:
+        assert node.agent is not None and node.prompt is not None
+        outputs = self._outputs_for(node.prompt)
+        texts: dict[str, str] = {}
+        for output in outputs.values():
+            if output.artifact is not None and output.artifact not in texts:
+                texts[output.artifact] = await workflow.execute_activity(
+                    load_artifact_text,
+                    output.artifact,
+                    activity_id=f"{key}-load-{len(texts)}" if key else None,
+                    start_to_close_timeout=STORE_TIMEOUT,
+                    summary=f"node {node.id}: load {output.artifact}",
+                )
+        prompt = stringify(resolve(node.prompt, params=self._params, outputs=outputs, artifact_texts=texts))
+        snapshot = self._agents[node.agent]
+        attempts = node.retry.max_attempts if node.retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                if node.timeout_s is not None:
+                    result = await asyncio.wait_for(run_agent(snapshot, prompt), node.timeout_s)
+                else:
+                    result = await run_agent(snapshot, prompt)
+                break
+            except (FailureError, TimeoutError):
+                if attempt == attempts:
+                    raise
+                assert node.retry is not None
+                await workflow.sleep(node.retry.initial_interval_s * node.retry.backoff ** (attempt - 1))
+        output = await self._keep_small(node.id, key, result.output)
+        output.usage = result.usage
+        return output
+
+    async def _keep_small(self, node_id: str, key: str, value: Any) -> NodeOutput:
+        """Outputs over the inline limit go to an artifact so carried state and results stay small."""
+        if value is None:
+            return NodeOutput()
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        if len(text) <= OUTPUT_INLINE_LIMIT // 4 or len(text.encode()) <= OUTPUT_INLINE_LIMIT:
+            return NodeOutput(value=value, preview=text[:PREVIEW_CHARS])
+        return await workflow.execute_activity(
+            offload_output,
+            OffloadInput(node_id=node_id, value=value),
+            activity_id=f"{key}-store" if key else None,
+            start_to_close_timeout=STORE_TIMEOUT,
+            summary=f"node {node_id}: store output",
+        )
