@@ -50,7 +50,6 @@ class BaselineInput(BaseModel):
     chain: bool
     local: bool
     parallel: int
-    summary: bool = False
 
 
 @workflow.defn
@@ -62,11 +61,7 @@ class BaselineWorkflow:
         async def one(i: int) -> ToolResult:
             if params.local:
                 return await workflow.execute_local_activity(
-                    "noop",
-                    {"value": i},
-                    result_type=ToolResult,
-                    start_to_close_timeout=timedelta(seconds=10),
-                    summary=f"node n{i}: noop" if params.summary else None,
+                    "noop", {"value": i}, result_type=ToolResult, start_to_close_timeout=timedelta(seconds=10)
                 )
             return await workflow.execute_activity(
                 "noop", {"value": i}, result_type=ToolResult, start_to_close_timeout=timedelta(seconds=10)

@@ -11,9 +11,7 @@ from sqlmodel import SQLModel
 import core.models  # noqa: F401  (registers every table on the metadata)
 from core.settings import get_settings
 
-if context.config.config_file_name is not None and context.config.attributes.get(
-    "configure_logger", True
-):
+if context.config.config_file_name is not None and context.config.attributes.get("configure_logger", True):
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = SQLModel.metadata

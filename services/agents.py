@@ -59,9 +59,7 @@ async def _deactivate_all(session: AsyncSession, name: str) -> None:
 async def create_agent(session: AsyncSession, data: AgentCreate) -> Agent:
     """A new version of `data.name`: version 1, or one past the newest."""
     await _check_references(session, provider_id=data.provider_id, tools=data.tools)
-    newest = (
-        await session.exec(select(func.max(Agent.version)).where(Agent.name == data.name))
-    ).one()
+    newest = (await session.exec(select(func.max(Agent.version)).where(Agent.name == data.name))).one()
     version = (newest or 0) + 1
     activate = data.activate if data.activate is not None else version == 1
     if activate:
@@ -77,9 +75,7 @@ async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) 
     """Patch one version in place (runs already started keep the snapshot they pinned)."""
     agent = await get_agent(session, agent_id)
     changes = data.model_dump(exclude_unset=True)
-    await _check_references(
-        session, provider_id=changes.get("provider_id"), tools=changes.get("tools")
-    )
+    await _check_references(session, provider_id=changes.get("provider_id"), tools=changes.get("tools"))
     agent.sqlmodel_update(changes)
     session.add(agent)
     await session.commit()
@@ -91,9 +87,7 @@ async def delete_agent(session: AsyncSession, agent_id: int) -> None:
     """Delete an inactive version; the active one must be replaced first."""
     agent = await get_agent(session, agent_id)
     if agent.is_active:
-        raise Conflict(
-            f"agent {agent.name} v{agent.version} is active; activate another version first"
-        )
+        raise Conflict(f"agent {agent.name} v{agent.version} is active; activate another version first")
     await session.delete(agent)
     await session.commit()
 

@@ -5,7 +5,8 @@ tool (a local activity when the tool is marked `local`); an agent node is a pyda
 the pinned agent version (`workflows/dag_nodes.py`). Approvals and resumes are updates with
 validators (and signals for the CLI; `workflows/dag_control.py`); events go to a Workflow Stream
 on topic "events"; long executions continue-as-new carrying only unfinished specs and compact
-finished nodes (`workflows/dag_graph.py`).
+finished nodes (`workflows/dag_graph.py`); `workflows/dag_launcher.py` bounds local activities per
+workflow task.
 
 Failure semantics:
 - A node fails when its activity fails after its retries, its template cannot be resolved, or a
@@ -16,12 +17,6 @@ Failure semantics:
 - A retried node that needs approval asks for approval again.
 - The final failure raises `ApplicationError(type="DagFailed" | "TokenBudgetExceeded")` only after
   every node state is final, so the `status` query answers from the closed workflow too.
-
-Local activities and workflow tasks: a workflow task stays open while local activities are
-outstanding, and everything they record goes back in one completion. Unbounded, a wide DAG of
-local nodes keeps one task open past its timeout (and past gRPC's 4 MB message limit), then
-replays forever. So at most `LOCAL_PER_TASK` local nodes start per workflow task; then the run
-lets them drain and closes the task with a 1 ms timer.
 """
 
 import asyncio
@@ -30,7 +25,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.contrib.workflow_streams import WorkflowStream
-from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, FailureError
 
 from contracts import errors
 from contracts.dag import (
@@ -39,17 +34,16 @@ from contracts.dag import (
     DagResult,
     DagStatus,
     ExecutionStatus,
-    NodeSpec,
     NodeStatus,
     ResumeRequest,
     RunDagInput,
 )
-from contracts.templates import TemplateError
 from workflows.agent_runs import provider_failure
 from workflows.dag_control import DagControl
 from workflows.dag_events import DagEvents, report_progress
 from workflows.dag_graph import DagGraph
-from workflows.dag_nodes import NodeRunner, describe, tool_info
+from workflows.dag_launcher import NodeLauncher
+from workflows.dag_nodes import NodeRunner, describe
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import goalflow_agent
@@ -58,8 +52,6 @@ with workflow.unsafe.imports_passed_through():
 RESULT_OUTPUTS_BUDGET = 256 * 1024
 """Bytes of sink outputs a DagResult may carry inline."""
 STORE_TIMEOUT = timedelta(seconds=30)
-LOCAL_PER_TASK = 250
-"""Local-activity nodes started per workflow task (see the module docstring)."""
 TASK_BREAK = timedelta(milliseconds=1)
 
 
@@ -85,11 +77,9 @@ class DagWorkflow:
             params={**spec.params, **params.params}, agents=self._agents, nodes=self._graph.nodes
         )
         self._control = DagControl(self._graph, self._events, wake=self._wake)
-        self._max_parallel = spec.max_parallel
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._local_running = 0
-        self._local_started = 0
-        self._task_mark = -1
+        self._launcher = NodeLauncher(
+            self._graph, self._runner, self._events, max_parallel=spec.max_parallel, wake=self._wake
+        )
         self._status = ExecutionStatus.running
         self._error: str | None = None
         self._draining = False
@@ -115,7 +105,7 @@ class DagWorkflow:
             self._report()
             await self._drive(params)
         except asyncio.CancelledError:
-            await self._stop_running("execution cancelled")
+            await self._launcher.stop("execution cancelled")
             graph.close_unstarted(NodeStatus.cancelled, "execution cancelled")
             self._status = ExecutionStatus.cancelled
             self._events.publish("execution_cancelled", status=self._status)
@@ -156,7 +146,7 @@ class DagWorkflow:
         while True:
             graph.process_finished()
             if graph.fatal is not None:
-                await self._stop_running(graph.fatal[1])
+                await self._launcher.stop(graph.fatal[1])
                 self._fail(*graph.fatal)
             if graph.awaiting_resume and self._status != ExecutionStatus.suspended:
                 self._status = ExecutionStatus.suspended
@@ -166,15 +156,15 @@ class DagWorkflow:
                     "execution_suspended", node_id=node_id, status=self._status, message=message
                 )
             self._report()
-            if not (self._tasks or graph.ready or graph.awaiting_resume or graph.waiting_approval):
+            if not (self._launcher.tasks or graph.ready or graph.awaiting_resume or graph.waiting_approval):
                 return
             if self._continue_as_new_due(params):
                 self._draining = True
-                if not self._tasks and not graph.awaiting_resume:
+                if not self._launcher.tasks and not graph.awaiting_resume:
                     await self._continue_as_new(params)
             if self._status == ExecutionStatus.running and not self._draining:
-                self._launch()
-            if self._task_break_due():
+                self._launcher.launch()
+            if self._status == ExecutionStatus.running and not self._draining and self._launcher.break_due():
                 # Close this workflow task: its local activities are done, more are ready.
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: self._dirty, timeout=TASK_BREAK)
@@ -186,86 +176,10 @@ class DagWorkflow:
         limit = params.nodes_per_run
         reached = limit is not None and self._graph.finished_this_run >= limit
         if reached or workflow.info().is_continue_as_new_suggested():
-            return self._graph.done + len(self._tasks) < len(self._graph.nodes)
+            return self._graph.done + len(self._launcher.tasks) < len(self._graph.nodes)
         return False
 
     # ---------------------------------------------------------------- nodes
-
-    def _local_budget_left(self) -> bool:
-        mark = workflow.info().get_current_history_length()
-        if mark != self._task_mark:
-            self._task_mark = mark
-            self._local_started = 0
-        return self._local_started < LOCAL_PER_TASK
-
-    def _task_break_due(self) -> bool:
-        return (
-            self._status == ExecutionStatus.running
-            and not self._draining
-            and bool(self._graph.ready)
-            and self._local_running == 0
-            and not self._local_budget_left()
-        )
-
-    def _launch(self) -> None:
-        graph = self._graph
-        while graph.ready and len(self._tasks) < self._max_parallel:
-            node_id = graph.ready[0]
-            node = graph.specs[node_id]
-            info = tool_info(node)
-            local = info is not None and info.local
-            if local and not self._local_budget_left():
-                return
-            graph.ready.popleft()
-            if graph.needs_approval(node_id):
-                continue
-            state = graph.mark_running(node_id)
-            if local:
-                self._local_running += 1
-                self._local_started += 1
-            self._tasks[node_id] = asyncio.create_task(self._run_node(node, state.attempts, local=local))
-
-    async def _run_node(self, node: NodeSpec, attempt: int, *, local: bool) -> None:
-        # No `finally`: when the worker evicts the workflow, the coroutine is closed with
-        # GeneratorExit outside the workflow event loop, where workflow.now() must not run.
-        state = self._graph.nodes[node.id]
-        try:
-            output = await self._runner.execute(node, attempt)
-        except asyncio.CancelledError:
-            state.status = NodeStatus.cancelled
-            self._node_done(node.id, local)
-            raise
-        except (FailureError, TemplateError, TimeoutError) as exc:
-            # A cancelled activity surfaces as ActivityError(cause=CancelledError).
-            state.status = NodeStatus.cancelled if is_cancelled_exception(exc) else NodeStatus.failed
-            state.error = describe(exc)
-        else:
-            state.status = NodeStatus.succeeded
-            state.output = output.value
-            state.artifact = output.artifact
-            state.output_preview = output.preview
-            state.usage = output.usage
-        self._node_done(node.id, local)
-
-    def _node_done(self, node_id: str, local: bool) -> None:
-        self._graph.mark_finished(node_id)
-        self._tasks.pop(node_id, None)
-        if local:
-            self._local_running -= 1
-        self._dirty = True
-
-    async def _stop_running(self, reason: str) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        graph = self._graph
-        while graph.finished:
-            state = graph.nodes[graph.finished.popleft()]
-            if state.status == NodeStatus.cancelled:
-                graph.done += 1
-                state.error = reason
-                self._events.publish("node_cancelled", node_id=state.id, status=state.status, message=reason)
 
     def _finish(self) -> DagResult:
         graph = self._graph

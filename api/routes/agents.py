@@ -30,9 +30,7 @@ async def list_agents(
     active: bool | None = None,
 ) -> list[AgentPublic]:
     """Agent versions, filtered by name and/or active flag."""
-    rows = await service.list_agents(
-        session, name=name, active=active, limit=page.limit, offset=page.offset
-    )
+    rows = await service.list_agents(session, name=name, active=active, limit=page.limit, offset=page.offset)
     return [AgentPublic.model_validate(a) for a in rows]
 
 

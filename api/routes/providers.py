@@ -25,9 +25,7 @@ async def list_providers(session: SessionDep, page: PageDep) -> list[ProviderPub
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_provider(
-    data: ProviderCreate, session: SessionDep, settings: SettingsDep
-) -> ProviderPublic:
+async def create_provider(data: ProviderCreate, session: SessionDep, settings: SettingsDep) -> ProviderPublic:
     """Store a provider; the API key is encrypted at rest and never answered."""
     return ProviderPublic.of(await service.create_provider(session, settings, data))
 

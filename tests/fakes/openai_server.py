@@ -61,18 +61,14 @@ class FakeOpenAI:
         )
 
     def _authorized(self, request: Request) -> bool:
-        return (
-            self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
-        )
+        return self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}"
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
         @app.get("/v1/models")
         async def list_models(request: Request) -> Any:
-            self.requests.append(
-                {"path": "/v1/models", "headers": dict(request.headers), "body": {}}
-            )
+            self.requests.append({"path": "/v1/models", "headers": dict(request.headers), "body": {}})
             if not self._authorized(request):
                 return self._error(Fail(401, "Incorrect API key provided"))
             return {

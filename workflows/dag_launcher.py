@@ -1,0 +1,119 @@
+"""Starting ready nodes as workflow tasks (asyncio tasks in the workflow), bounded by
+`max_parallel`, and by `LOCAL_PER_TASK` local-activity nodes per workflow task.
+
+A Temporal workflow task stays open while local activities are outstanding, and everything they
+record goes back in one completion. Unbounded, a wide DAG of local nodes keeps one task open past
+its timeout (and past gRPC's 4 MB message limit), then replays forever. So after
+`LOCAL_PER_TASK` local nodes the launcher waits for them to drain and the workflow closes the
+task with a 1 ms timer (`break_due`). The count resets when history grows, i.e. in a new task.
+"""
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio import workflow
+from temporalio.exceptions import FailureError, is_cancelled_exception
+
+from contracts.dag import NodeSpec, NodeStatus
+from contracts.templates import TemplateError
+from workflows.dag_events import DagEvents
+from workflows.dag_graph import DagGraph
+from workflows.dag_nodes import NodeRunner, describe, tool_info
+
+LOCAL_PER_TASK = 250
+"""Local-activity nodes started per workflow task (~100 KB of markers per task completion)."""
+
+
+class NodeLauncher:
+    """The running nodes of one run; `wake` makes the workflow's loop look again."""
+
+    def __init__(
+        self,
+        graph: DagGraph,
+        runner: NodeRunner,
+        events: DagEvents,
+        *,
+        max_parallel: int,
+        wake: Callable[[], None],
+    ) -> None:
+        self._graph = graph
+        self._runner = runner
+        self._events = events
+        self._max_parallel = max_parallel
+        self._wake = wake
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._local_running = 0
+        self._local_started = 0
+        self._task_mark = -1
+
+    def _local_budget_left(self) -> bool:
+        mark = workflow.info().get_current_history_length()
+        if mark != self._task_mark:
+            self._task_mark = mark
+            self._local_started = 0
+        return self._local_started < LOCAL_PER_TASK
+
+    def break_due(self) -> bool:
+        """Whether the workflow should close this workflow task before launching more."""
+        return bool(self._graph.ready) and self._local_running == 0 and not self._local_budget_left()
+
+    def launch(self) -> None:
+        graph = self._graph
+        while graph.ready and len(self.tasks) < self._max_parallel:
+            node_id = graph.ready[0]
+            node = graph.specs[node_id]
+            info = tool_info(node)
+            local = info is not None and info.local
+            if local and not self._local_budget_left():
+                return
+            graph.ready.popleft()
+            if graph.needs_approval(node_id):
+                continue
+            state = graph.mark_running(node_id)
+            if local:
+                self._local_running += 1
+                self._local_started += 1
+            self.tasks[node_id] = asyncio.create_task(self._run_node(node, state.attempts, local=local))
+
+    async def _run_node(self, node: NodeSpec, attempt: int, *, local: bool) -> None:
+        # No `finally`: when the worker evicts the workflow, the coroutine is closed with
+        # GeneratorExit outside the workflow event loop, where workflow.now() must not run.
+        state = self._graph.nodes[node.id]
+        try:
+            output = await self._runner.execute(node, attempt)
+        except asyncio.CancelledError:
+            state.status = NodeStatus.cancelled
+            self._node_done(node.id, local)
+            raise
+        except (FailureError, TemplateError, TimeoutError) as exc:
+            # A cancelled activity surfaces as ActivityError(cause=CancelledError).
+            state.status = NodeStatus.cancelled if is_cancelled_exception(exc) else NodeStatus.failed
+            state.error = describe(exc)
+        else:
+            state.status = NodeStatus.succeeded
+            state.output = output.value
+            state.artifact = output.artifact
+            state.output_preview = output.preview
+            state.usage = output.usage
+        self._node_done(node.id, local)
+
+    def _node_done(self, node_id: str, local: bool) -> None:
+        self._graph.mark_finished(node_id)
+        self.tasks.pop(node_id, None)
+        if local:
+            self._local_running -= 1
+        self._wake()
+
+    async def stop(self, reason: str) -> None:
+        """Cancel every running node and record it cancelled."""
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        graph = self._graph
+        while graph.finished:
+            state = graph.nodes[graph.finished.popleft()]
+            if state.status == NodeStatus.cancelled:
+                graph.done += 1
+                state.error = reason
+                self._events.publish("node_cancelled", node_id=state.id, status=state.status, message=reason)
