@@ -8,11 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, String
+from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
 from core.models.agent import AgentName
-from core.models.common import created_at_field, json_field, updated_at_field, utcnow
+from core.models.common import UTCDateTime, created_at_field, json_field, updated_at_field, utcnow
 from core.models.schedule import CronExpr, TimeZoneName
 
 
@@ -86,5 +86,5 @@ class RunUsage(SQLModel, table=True):
     output_tokens: int = 0
     total_tokens: int = 0
     finished_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )

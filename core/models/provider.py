@@ -5,10 +5,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, SecretStr, StringConstraints, field_validator, model_validator
-from sqlalchemy import Column, DateTime, String
+from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
-from core.models.common import created_at_field, updated_at_field
+from core.models.common import UTCDateTime, created_at_field, updated_at_field
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -83,9 +83,7 @@ class Provider(ProviderBase, table=True):
     api_key_hint: str | None = Field(default=None, max_length=8)
     connection_status: ConnectionStatus = Field(default=ConnectionStatus.unknown, sa_type=String(16))
     last_error: str | None = None
-    last_validated_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    last_validated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 
