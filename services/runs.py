@@ -158,11 +158,11 @@ async def _enumerate(iterator: Any) -> Any:
         index += 1
 
 
-async def count_by_status(client: Client) -> dict[str, int]:
-    """How many goal runs Temporal holds in each status."""
+async def count_by_status(client: Client, run_kind: str = RUN_KIND_GOAL) -> dict[str, int]:
+    """How many runs of a kind (goal runs by default) Temporal holds in each status."""
     counts: dict[str, int] = {}
     for status, name in VISIBILITY_STATUS.items():
-        query = f"RunKind = '{RUN_KIND_GOAL}' AND ExecutionStatus = '{name}'"
+        query = f"RunKind = '{run_kind}' AND ExecutionStatus = '{name}'"
         counts[status.value] = (await client.count_workflows(query)).count
     return counts
 

@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from contracts.agent_task import RUN_KIND_TASK
 from core.models import RunUsage
 from core.models.common import utcnow
 from services import goals, runs
@@ -33,6 +34,7 @@ class Stats(BaseModel):
     goals: dict[str, int]
     goals_total: int
     runs: dict[str, int]
+    tasks: dict[str, int]
     tokens: TokenStats
 
 
@@ -70,7 +72,8 @@ def _sum(parts: dict[str, TokenTotals]) -> TokenTotals:
 
 
 async def get_stats(session: AsyncSession, client: Client) -> Stats:
-    """Goals by status, goal runs by status, and tokens used today (UTC) and in the last 7 days."""
+    """Goals by status, goal runs and agent tasks (`POST /task`) by status, and tokens used
+    today (UTC) and in the last 7 days."""
     now = utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     by_goal_status = await goals.count_by_status(session)
@@ -78,11 +81,13 @@ async def get_stats(session: AsyncSession, client: Client) -> Stats:
     week = await _totals(session, now - timedelta(days=7))
     try:
         run_counts = await runs.count_by_status(client)
+        task_counts = await runs.count_by_status(client, RUN_KIND_TASK)
     except RPCError as exc:
         raise rpc_error(exc, what="run counts") from None
     return Stats(
         goals=by_goal_status,
         goals_total=sum(by_goal_status.values()),
         runs=run_counts,
+        tasks=task_counts,
         tokens=TokenStats(today=_sum(today), last_7_days=_sum(week), last_7_days_by_kind=week),
     )

@@ -8,6 +8,7 @@ from temporalio.client import Client
 
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 
 
 async def _stats(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -41,3 +42,19 @@ async def test_stats_count_goals_runs_and_tokens_of_finished_runs(
         assert after["tokens"][window]["runs"] - before["tokens"][window]["runs"] == 1
     assert after["tokens"]["last_7_days_by_kind"]["goal"]["input_tokens"] >= 11
     assert (await anon.get("/api/v1/stats")).status_code == 401
+
+
+async def test_stats_count_agent_tasks_by_status(api: httpx.AsyncClient, fake_llm: FakeOpenAI) -> None:
+    before = await _stats(api)
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    response = await api.post("/api/v1/task", data={"agent": agent["name"], "prompt": "hi"})
+    assert response.status_code == 200, response.text
+    async with asyncio.timeout(30):  # visibility is eventually consistent
+        while True:
+            after = await _stats(api)
+            if after["tasks"]["succeeded"] > before["tasks"]["succeeded"]:
+                break
+            await asyncio.sleep(0.3)
+    assert after["tasks"]["succeeded"] == before["tasks"]["succeeded"] + 1
+    assert after["tasks"]["failed"] == before["tasks"]["failed"]
