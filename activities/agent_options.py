@@ -12,12 +12,13 @@ from pydantic_ai.exceptions import (
     ModelRequestRejectedError,
     UnexpectedModelBehavior,
 )
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RunUsage
 
 from contracts import errors
 from contracts.agents import AgentSnapshot
-from contracts.tools import AgentToolDeps
+from contracts.tools import USAGE_METADATA_KEY, AgentToolDeps
 
 
 def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
@@ -37,16 +38,33 @@ def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
     }
 
 
-def usage_counts(usage: RunUsage) -> dict[str, int]:
-    """pydantic-ai's usage as plain counts for `TokenUsage(**...)`.
+def usage_counts(usage: RunUsage, messages: list[ModelMessage] | None = None) -> dict[str, int]:
+    """pydantic-ai's usage, plus what tools spent when `messages` are given, as plain counts for
+    `TokenUsage(**...)`.
 
     Plain values, not a model: this module is passed through the workflow sandbox, and a
     host-side `TokenUsage` would be rejected by the sandbox's own copy of the contracts."""
+    nested = nested_usage_counts(messages or [])
     return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
+        "requests": usage.requests + nested["requests"],
+        "input_tokens": usage.input_tokens + nested["input_tokens"],
+        "output_tokens": usage.output_tokens + nested["output_tokens"],
     }
+
+
+def nested_usage_counts(messages: list[ModelMessage]) -> dict[str, int]:
+    """Token counts spent inside tools during a run (agents called through `run_agent`), read
+    from the tool-return metadata the toolset attaches, so "agent calls inside tools" count."""
+    totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+    for message in messages:
+        if not isinstance(message, ModelRequest):
+            continue
+        for part in message.parts:
+            metadata = part.metadata if isinstance(part, ToolReturnPart) else None
+            if isinstance(metadata, dict) and isinstance(metadata.get(USAGE_METADATA_KEY), dict):
+                for key in totals:
+                    totals[key] += int(metadata[USAGE_METADATA_KEY].get(key, 0))
+    return totals
 
 
 def describe_model_error(exc: ModelAPIError) -> str:

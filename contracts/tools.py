@@ -13,6 +13,9 @@ from contracts.usage import TokenUsage
 OUTPUT_INLINE_LIMIT = 16 * 1024
 """Tool outputs whose JSON is larger than this go to an artifact and travel by reference."""
 
+USAGE_METADATA_KEY = "goalflow_usage"
+"""Key under which a tool's own token usage travels in pydantic-ai tool-return metadata."""
+
 ARTIFACT_REF_PREFIX = "artifact://"
 """A string input equal to `artifact://<name>` is replaced by that artifact's content in the tool."""
 

@@ -46,6 +46,6 @@ async def run_agent(agent: AgentSnapshot, prompt: str | Sequence[UserContent]) -
     elapsed = workflow.now() - started
     return AgentRunOutput(
         output=result.output,
-        usage=TokenUsage(**usage_counts(result.usage)),
+        usage=TokenUsage(**usage_counts(result.usage, result.all_messages())),
         execution_time_ms=int(elapsed.total_seconds() * 1000),
     )

@@ -193,7 +193,7 @@ async def plan_dag(
     return PlanResult(
         spec=result.output,
         attempts=attempts,
-        usage=TokenUsage(**usage_counts(result.usage)),
+        usage=TokenUsage(**usage_counts(result.usage, result.all_messages())),
         # Activity results are host-side classes; the sandbox has its own copy of the contracts.
         planner=AgentSnapshot.model_validate(planner.model_dump()),
     )

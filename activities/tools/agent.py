@@ -65,7 +65,7 @@ async def run_agent(args: RunAgentInput) -> Output:
         kind, message = classified
         # Overloaded or unreachable is worth another attempt of the whole tool call.
         raise ToolError(message, kind=kind, retryable=kind == errors.PROVIDER_UNAVAILABLE) from None
-    return Output(value=result.output, usage=TokenUsage(**usage_counts(result.usage)))
+    return Output(value=result.output, usage=TokenUsage(**usage_counts(result.usage, result.all_messages())))
 
 
 SPEC = make_tool(

@@ -9,7 +9,7 @@ only offered the tools its version lists; a run without deps is offered none.
 from datetime import timedelta
 from typing import Any
 
-from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool
+from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool, ToolReturn
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 from temporalio.workflow import ActivityConfig
@@ -17,7 +17,7 @@ from temporalio.workflow import ActivityConfig
 from activities.tools.agent import agent_depth
 from activities.tools.base import TOOL_RETRY, ToolError, ToolSpec, run_tool
 from activities.tools.registry import TOOLS
-from contracts.tools import ARTIFACT_REF_PREFIX, AgentToolDeps, ToolResult
+from contracts.tools import ARTIFACT_REF_PREFIX, USAGE_METADATA_KEY, AgentToolDeps, ToolResult
 
 TOOLSET_ID = "goalflow_tools"
 
@@ -45,6 +45,13 @@ def _agent_tool(spec: ToolSpec) -> Tool[AgentToolDeps | None]:
         except ToolError as exc:
             # The model can fix its input or choose another way; the run goes on.
             raise ModelRetry(f"{exc.kind}: {exc}") from None
+        if result.usage.requests:
+            # Tokens spent inside the tool (an agent run by `run_agent`) ride along as metadata the
+            # model never sees; the calling run adds them to its own usage.
+            return ToolReturn(
+                return_value=result_for_model(result),
+                metadata={USAGE_METADATA_KEY: result.usage.model_dump()},
+            )
         return result_for_model(result)
 
     call.__name__ = call.__qualname__ = spec.name

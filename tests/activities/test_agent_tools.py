@@ -160,6 +160,8 @@ async def test_agent_delegates_to_another_agent_through_run_agent(
     assert offered(helper_call["body"]) == []
     activities = scheduled_activities(await history(client, response.json()["workflow_id"]))
     assert [a[0] for a in activities].count(CALL_TOOL_ACTIVITY) == 1
+    # The boss's two model requests plus the helper's one, run inside the tool (SPEC §7).
+    assert response.json()["usage"] == {"requests": 3, "input_tokens": 33, "output_tokens": 21}
 
 
 async def test_large_tool_output_reaches_model_as_artifact_reference(
