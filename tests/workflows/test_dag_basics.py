@@ -7,6 +7,9 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from contracts.dag import ExecutionStatus, NodeStatus, RetrySpec
+from core.db import session_scope
+from core.settings import get_settings
+from services import artifacts
 from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start
 from workflows.dag import DagWorkflow
 
@@ -155,6 +158,10 @@ async def test_large_output_goes_to_an_artifact_and_travels_by_reference(client:
     big = next(n for n in result.nodes if n.id == "big")
     assert big.artifact is not None and big.output is None
     assert result.outputs["use"] == {"ref": f"artifact://{big.artifact}"}
+    # Offloaded like any artifact: recorded, so `GET /artifacts` lists it.
+    async with session_scope(get_settings()) as session:
+        row = await artifacts.get_artifact(session, big.artifact)
+    assert row.workflow_id == handle.id and row.node_id == "big" and row.size_bytes > 40_000
     assert big.output_preview.startswith('{"blob": "xxx')
     # The workflow's own state (carried, queried, returned) never holds the 40 KB value.
     completed = history.events[-1].workflow_execution_completed_event_attributes
