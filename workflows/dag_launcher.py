@@ -3,9 +3,14 @@
 
 A Temporal workflow task stays open while local activities are outstanding, and everything they
 record goes back in one completion. Unbounded, a wide DAG of local nodes keeps one task open past
-its timeout (and past gRPC's 4 MB message limit), then replays forever. So after
-`LOCAL_PER_TASK` local nodes the launcher waits for them to drain and the workflow closes the
-task with a 1 ms timer (`break_due`). The count resets when history grows, i.e. in a new task.
+its timeout (and past gRPC's 4 MB message limit), then replays forever. So once a task's local
+nodes have spent its budget the launcher waits for them to drain and the workflow closes the
+task with a 1 ms timer (`break_due`). The budget resets when history grows, i.e. in a new task.
+
+A break costs far more than its 1 ms: the pipeline drains and the server fires timers on a coarse
+tick (about 0.3 s per break on the dev server), so the budget is sized by what it protects, the
+completion's bytes (`LOCAL_TASK_BYTES`), not by a small node count. Histories recorded before the
+byte budget (patch `LOCAL_TASK_BYTES_PATCH`) keep the old `LOCAL_PER_TASK` count.
 """
 
 import asyncio
@@ -21,7 +26,14 @@ from workflows.dag_graph import DagGraph
 from workflows.dag_nodes import NodeRunner, describe, tool_info
 
 LOCAL_PER_TASK = 250
-"""Local-activity nodes started per workflow task (~100 KB of markers per task completion)."""
+"""Local-activity nodes started per workflow task before `LOCAL_TASK_BYTES_PATCH`."""
+LOCAL_TASK_BYTES_PATCH = "local-task-bytes"
+LOCAL_TASK_BYTES = 1024 * 1024
+"""Marker bytes one task completion may carry: a quarter of gRPC's 4 MB message limit."""
+MARKER_BYTES = 640
+"""A local node's marker besides its result (measured ~530 bytes: ids, times, summary)."""
+LOCAL_MAX_PER_TASK = 2_000
+"""Local nodes per task however small their results, so a task stays well inside its timeout."""
 
 
 class NodeLauncher:
@@ -45,13 +57,22 @@ class NodeLauncher:
         self._local_running = 0
         self._local_started = 0
         self._task_mark = -1
+        self._by_bytes: bool | None = None
+        self._bytes_mark = 0
 
     def _local_budget_left(self) -> bool:
+        if self._by_bytes is None:
+            self._by_bytes = workflow.patched(LOCAL_TASK_BYTES_PATCH)
         mark = workflow.info().get_current_history_length()
         if mark != self._task_mark:
             self._task_mark = mark
             self._local_started = 0
-        return self._local_started < LOCAL_PER_TASK
+            self._bytes_mark = self._runner.local_result_bytes
+        if not self._by_bytes:
+            return self._local_started < LOCAL_PER_TASK
+        # Nodes still running count as bare markers; their results count once they are known.
+        spent = self._local_started * MARKER_BYTES + self._runner.local_result_bytes - self._bytes_mark
+        return self._local_started < LOCAL_MAX_PER_TASK and spent + MARKER_BYTES <= LOCAL_TASK_BYTES
 
     def break_due(self) -> bool:
         """Whether the workflow should close this workflow task before launching more."""

@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
 
 STORE_TIMEOUT = timedelta(seconds=30)
+LOCAL_FAILURE_BYTES = 8 * 1024
+"""What a failed local activity's marker may carry besides its message (a stack trace)."""
 NODE_ACTIVITY_IDS = "node-activity-ids"
 """Patch: histories recorded before activities were named after nodes keep the SDK's ids."""
 
@@ -60,6 +62,8 @@ class NodeRunner:
         self._params = params
         self._agents = agents
         self._nodes = nodes
+        self.local_result_bytes = 0
+        """Result bytes of every local activity so far: what their markers carry into history."""
 
     def _outputs_for(self, value: Any) -> dict[str, NodeOutput]:
         return {
@@ -87,15 +91,21 @@ class NodeRunner:
         timeout = timedelta(seconds=node.timeout_s or info.timeout_s)
         summary = f"node {node.id}: {info.name}"
         if info.local:
-            result = await workflow.execute_local_activity(
-                info.name,
-                args,
-                result_type=ToolResult,
-                activity_id=key or None,
-                start_to_close_timeout=timeout,
-                retry_policy=retry_policy(node.retry),
-                summary=summary,
-            )
+            try:
+                result = await workflow.execute_local_activity(
+                    info.name,
+                    args,
+                    result_type=ToolResult,
+                    activity_id=key or None,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry_policy(node.retry),
+                    summary=summary,
+                )
+            except FailureError as exc:
+                # A failure marker carries the failure, stack trace included.
+                self.local_result_bytes += LOCAL_FAILURE_BYTES + len(str(exc))
+                raise
+            self.local_result_bytes += result.size_bytes + len(result.preview) + len(result.artifact or "")
         else:
             result = await workflow.execute_activity(
                 info.name,
