@@ -4,13 +4,14 @@ Run: `.venv/bin/python -m bench.dag_overhead` (starts its own Temporal dev serve
 
 Shapes: 1,000 independent no-op nodes and a chain of 200. Each runs through DagWorkflow (`noop`
 is a local activity there) and through `BaselineWorkflow`, a minimal workflow calling the same
-`noop` activity with the same concurrency, once as a local activity (the fair comparison) and
-once as a regular activity (what cheap local nodes save). Prints per-node wall time and the ratio
-DAG / local baseline.
+`noop` activity with the same concurrency, once as a regular activity (the plain way to run an
+activity, and the issue's target: DAG / regular ≤ 1.2) and once as a local activity (the tightest
+possible floor, so the engine's own bookkeeping shows). Prints per-node wall time and both ratios.
 """
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -135,13 +136,15 @@ async def measure(client: Client, queue: str, nodes: int, *, chain: bool, parall
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| shape | DagWorkflow ms/node | baseline local ms/node | baseline regular ms/node | DAG / local |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| shape | DagWorkflow ms/node | baseline regular ms/node | baseline local ms/node "
+        "| DAG / regular | DAG / local |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         per = [1000 * s / row.nodes for s in (row.dag_s, row.local_s, row.regular_s)]
         lines.append(
-            f"| {row.shape} | {per[0]:.2f} | {per[1]:.2f} | {per[2]:.2f} | {row.dag_s / row.local_s:.2f} |"
+            f"| {row.shape} | {per[0]:.2f} | {per[2]:.2f} | {per[1]:.2f} "
+            f"| {row.dag_s / row.regular_s:.2f} | {row.dag_s / row.local_s:.2f} |"
         )
     return "\n".join(lines)
 
@@ -182,3 +185,7 @@ if __name__ == "__main__":
     asyncio.run(
         main(independent=args.independent, chain=args.chain, parallel=args.parallel, repeat=args.repeat)
     )
+    # The SDK's native runtime threads can abort interpreter finalization ("PyGILState_Release ...
+    # must be current") after everything has shut down; the figures are printed, so leave now.
+    sys.stdout.flush()
+    os._exit(0)
