@@ -89,33 +89,23 @@ class NodeRunner:
             else {}
         )
         timeout = timedelta(seconds=node.timeout_s or info.timeout_s)
-        summary = f"node {node.id}: {info.name}"
+        options: dict[str, Any] = {
+            "result_type": ToolResult,
+            "activity_id": key or None,
+            "start_to_close_timeout": timeout,
+            "retry_policy": retry_policy(node.retry),
+            "summary": f"node {node.id}: {info.name}",
+        }
         if info.local:
             try:
-                result = await workflow.execute_local_activity(
-                    info.name,
-                    args,
-                    result_type=ToolResult,
-                    activity_id=key or None,
-                    start_to_close_timeout=timeout,
-                    retry_policy=retry_policy(node.retry),
-                    summary=summary,
-                )
+                result = await workflow.execute_local_activity(info.name, args, **options)
             except FailureError as exc:
                 # A failure marker carries the failure, stack trace included.
                 self.local_result_bytes += LOCAL_FAILURE_BYTES + len(str(exc))
                 raise
             self.local_result_bytes += result.size_bytes + len(result.preview) + len(result.artifact or "")
         else:
-            result = await workflow.execute_activity(
-                info.name,
-                args,
-                result_type=ToolResult,
-                activity_id=key or None,
-                start_to_close_timeout=timeout,
-                retry_policy=retry_policy(node.retry),
-                summary=summary,
-            )
+            result = await workflow.execute_activity(info.name, args, **options)
         if result.artifact is not None:
             return NodeOutput(artifact=result.artifact, preview=result.preview, usage=result.usage)
         output = await self._keep_small(node.id, key, result.output)
