@@ -3,13 +3,12 @@
 import base64
 
 import httpx
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.worker import Replayer
 
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.workflows.replay import replayer
 from workflows.agent_task import AgentTaskWorkflow
 
 PNG = base64.b64decode(
@@ -38,4 +37,4 @@ async def test_agent_task_histories_replay_without_nondeterminism(
     # pin agent, load attachments, model request (retried once inside the activity), record usage
     assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 4
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
-    await Replayer(workflows=[AgentTaskWorkflow], plugins=[PydanticAIPlugin()]).replay_workflow(history)
+    await replayer(AgentTaskWorkflow).replay_workflow(history)

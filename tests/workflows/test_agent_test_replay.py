@@ -4,33 +4,21 @@ Re-record the kept history (after a deliberate, versioned change) with
 `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_agent_test_replay.py`.
 """
 
-import json
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.workflows.replay import HISTORIES, record, recorded, replay_all, replayer
 from workflows.agent_test import AgentTestWorkflow
 
-RECORDED = Path(__file__).parent / "histories" / "agent_test.json"
-RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
+RECORDED = HISTORIES / "agent_test.json"
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[AgentTestWorkflow], plugins=[PydanticAIPlugin()])
-
-
-async def _each(*histories: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
-    for history in histories:
-        yield history
+    return replayer(AgentTestWorkflow)
 
 
 def _event_types(history: WorkflowHistory) -> list[EventType.ValueType]:
@@ -69,12 +57,8 @@ async def test_fresh_histories_replay_without_nondeterminism(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert max(attempts) == 2
-    results = await _replayer().replay_workflows(_each(plain, retried), raise_on_replay_failure=False)
-    assert results.replay_failures == {}
-
-    if RECORD:
-        RECORDED.parent.mkdir(parents=True, exist_ok=True)
-        RECORDED.write_text(json.dumps(json.loads(plain.to_json()), indent=1) + "\n")
+    await replay_all(_replayer(), [plain, retried])
+    record(RECORDED, plain)
 
 
 async def test_failed_run_history_replays(
@@ -91,9 +75,7 @@ async def test_failed_run_history_replays(
 
 
 async def test_recorded_history_replays_with_current_code() -> None:
-    if not RECORDED.exists():
-        pytest.fail(f"{RECORDED} is missing: record it with GOALFLOW_RECORD_HISTORIES=1")
-    history = WorkflowHistory.from_json("agent-test-recorded", RECORDED.read_text())
+    history = WorkflowHistory.from_json("agent-test-recorded", recorded(RECORDED))
     types = _event_types(history)
     assert types[0] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED

@@ -7,22 +7,18 @@ Record the kept history again (after a deliberate, patched change) with
 import asyncio
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import pytest
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
-from temporalio.worker import Replayer
 
 from contracts.dag import ApprovalDecision, RetrySpec
 from tests.workflows.dag_fakes import make_worker, new_queue, node, spec, start
+from tests.workflows.replay import HISTORIES, RECORD, record, replayer
 from workflows.dag import DagWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
 RECORDED = HISTORIES / "dag_node_ids_and_compact_carry.json"
-RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
 
 
 def _dag_histories() -> list[Path]:
@@ -66,9 +62,9 @@ async def test_fresh_histories_of_several_shapes_replay(client: Client) -> None:
             with contextlib.suppress(WorkflowFailureError):
                 await handle.result()
             histories.append(await handle.fetch_history())
-    replayer = Replayer(workflows=[DagWorkflow], plugins=[PydanticAIPlugin()])
+    replay = replayer(DagWorkflow)
     for history in histories:
-        await replayer.replay_workflow(history)
+        await replay.replay_workflow(history)
 
 
 async def test_activities_are_named_after_nodes_and_a_compact_carry_replays(client: Client) -> None:
@@ -98,17 +94,17 @@ async def test_activities_are_named_after_nodes_and_a_compact_carry_replays(clie
     assert ids == ["big-1", "big-1-store", "fetch-1", "last-1"]
     big = next(n for n in result.nodes if n.id == "big")
     assert big.artifact == f"{handle.id}-big.json"
-    replayer = Replayer(workflows=[DagWorkflow], plugins=[PydanticAIPlugin()])
+    replay = replayer(DagWorkflow)
     for history in histories:
-        await replayer.replay_workflow(history)
+        await replay.replay_workflow(history)
     if RECORD:
         attributes = [h.events[0].workflow_execution_started_event_attributes for h in histories]
         carried = next(h for h, a in zip(histories, attributes, strict=True) if a.continued_execution_run_id)
-        RECORDED.write_text(json.dumps(json.loads(carried.to_json()), indent=1) + "\n")
+        record(RECORDED, carried)
 
 
 @pytest.mark.parametrize("path", _dag_histories(), ids=lambda p: p.name)
 async def test_recorded_history_replays(path: Path, client: Client) -> None:
     history = WorkflowHistory.from_json("dag-recorded", await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=[DagWorkflow], plugins=[PydanticAIPlugin()])
-    await replayer.replay_workflow(history)
+    replay = replayer(DagWorkflow)
+    await replay.replay_workflow(history)

@@ -5,13 +5,8 @@ Re-record the kept history (after a deliberate, versioned change) with
 """
 
 import json
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
@@ -20,20 +15,15 @@ from tests.api.dag_helpers import make_dag
 from tests.conftest import unique
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.workflows.replay import HISTORIES, record, recorded, replay_all, replayer
 from workflows.dag import DagWorkflow
 from workflows.experiment import DagExperimentWorkflow
 
-RECORDED = Path(__file__).parent / "histories" / "dag_experiment.json"
-RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
+RECORDED = HISTORIES / "dag_experiment.json"
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[DagExperimentWorkflow, DagWorkflow], plugins=[PydanticAIPlugin()])
-
-
-async def _each(histories: list[WorkflowHistory]) -> AsyncIterator[WorkflowHistory]:
-    for history in histories:
-        yield history
+    return replayer(DagExperimentWorkflow, DagWorkflow)
 
 
 async def test_experiment_and_cell_histories_replay(
@@ -70,24 +60,19 @@ async def test_experiment_and_cell_histories_replay(
     assert types.count(EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 2
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     children = [await client.get_workflow_handle(c["execution_id"]).fetch_history() for c in body["cells"]]
-    results = await _replayer().replay_workflows(_each([parent, *children]), raise_on_replay_failure=False)
-    assert results.replay_failures == {}
-    if RECORD:
-        RECORDED.parent.mkdir(parents=True, exist_ok=True)
-        RECORDED.write_text(json.dumps(json.loads(parent.to_json()), indent=1) + "\n")
+    await replay_all(_replayer(), [parent, *children])
+    record(RECORDED, parent)
 
 
 async def test_recorded_history_replays_with_current_code() -> None:
-    if not RECORDED.exists():
-        pytest.fail(f"{RECORDED} is missing: record it with GOALFLOW_RECORD_HISTORIES=1")
-    recorded = json.loads(RECORDED.read_text())
+    kept = json.loads(recorded(RECORDED))
     # Child ids derive from the parent's id, so replay must use the id it was recorded under.
     child_id = next(
         e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowId"]
-        for e in recorded["events"]
+        for e in kept["events"]
         if "startChildWorkflowExecutionInitiatedEventAttributes" in e
     )
-    history = WorkflowHistory.from_json(child_id.rsplit("-", 1)[0], recorded)
+    history = WorkflowHistory.from_json(child_id.rsplit("-", 1)[0], kept)
     assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == (
         "DagExperimentWorkflow"
     )

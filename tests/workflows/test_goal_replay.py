@@ -2,13 +2,12 @@
 and a failed plan."""
 
 import httpx
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Replayer
 
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.fakes.openai_server import FakeOpenAI
+from tests.workflows.replay import replayer
 from workflows.goal import GoalWorkflow
 
 INVALID_PLAN = {"name": "broken", "nodes": [{"id": "a", "tool": "no_such_tool"}]}
@@ -38,6 +37,6 @@ async def test_goal_histories_replay_without_nondeterminism(
     histories = [await client.get_workflow_handle(i).fetch_history() for i in (full, budget, bad)]
     full_types = [e.event_type for e in histories[0].events]
     assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in full_types
-    replayer = Replayer(workflows=[GoalWorkflow], plugins=[PydanticAIPlugin()])
+    replay = replayer(GoalWorkflow)
     for history in histories:
-        await replayer.replay_workflow(history)
+        await replay.replay_workflow(history)

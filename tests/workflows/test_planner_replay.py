@@ -4,13 +4,7 @@ Re-record the kept history (after a deliberate, versioned change) with
 `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_planner_replay.py`.
 """
 
-import json
-import os
-from pathlib import Path
-
 import httpx
-import pytest
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
@@ -18,14 +12,14 @@ from temporalio.worker import Replayer
 from tests.api.test_planner import INVALID, VALID, submit
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.workflows.replay import HISTORIES, record, recorded, replayer
 from workflows.planner import PlannerWorkflow
 
-RECORDED = Path(__file__).parent / "histories" / "planner.json"
-RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
+RECORDED = HISTORIES / "planner.json"
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[PlannerWorkflow], plugins=[PydanticAIPlugin()])
+    return replayer(PlannerWorkflow)
 
 
 def _event_types(history: WorkflowHistory) -> list[EventType.ValueType]:
@@ -50,9 +44,7 @@ async def test_retried_plan_history_replays(
     assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 4
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     await _replayer().replay_workflow(history)
-    if RECORD:
-        RECORDED.parent.mkdir(parents=True, exist_ok=True)
-        RECORDED.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    record(RECORDED, history)
 
 
 async def test_failed_plan_history_replays(
@@ -71,9 +63,7 @@ async def test_failed_plan_history_replays(
 
 
 async def test_recorded_history_replays_with_current_code() -> None:
-    if not RECORDED.exists():
-        pytest.fail(f"{RECORDED} is missing: record it with GOALFLOW_RECORD_HISTORIES=1")
-    history = WorkflowHistory.from_json("planner-recorded", RECORDED.read_text())
+    history = WorkflowHistory.from_json("planner-recorded", recorded(RECORDED))
     assert history.events[0].workflow_execution_started_event_attributes.workflow_type.name == (
         "PlannerWorkflow"
     )

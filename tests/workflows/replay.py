@@ -1,0 +1,46 @@
+"""What every replay test needs: a Replayer configured like the worker, and the recorded histories
+under `tests/workflows/histories/` (re-record after a deliberate, versioned change with
+`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/<test>.py`)."""
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
+
+
+def replayer(*workflows: type) -> Replayer:
+    """A Replayer with the worker's pydantic-ai plugin, so payloads decode as they did live."""
+    return Replayer(workflows=list(workflows), plugins=[PydanticAIPlugin()])
+
+
+async def replay_all(replay: Replayer, histories: Iterable[WorkflowHistory]) -> None:
+    """Replay every history; fail naming each workflow that no longer replays."""
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for history in histories:
+            yield history
+
+    results = await replay.replay_workflows(each(), raise_on_replay_failure=False)
+    assert results.replay_failures == {}
+
+
+def record(path: Path, history: WorkflowHistory) -> None:
+    """Keep `history` at `path` when recording was asked for."""
+    if RECORD:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+def recorded(path: Path) -> str:
+    """A kept history's JSON; a missing one fails the test instead of passing silently."""
+    if not path.exists():
+        pytest.fail(f"{path} is missing: record it with GOALFLOW_RECORD_HISTORIES=1")
+    return path.read_text()
