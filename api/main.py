@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
+from temporalio.service import RPCError
 
 from api.deps import require_token
 from api.routes import (
@@ -33,6 +34,7 @@ from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services.errors import Conflict, DomainError, Invalid, NotFound, Upstream
+from services.temporal_errors import rpc_error
 
 log = logging.getLogger("goalflow.api")
 
@@ -73,6 +75,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
+async def _temporal_rpc_error(request: Request, exc: Exception) -> JSONResponse:
+    # A Temporal call no service mapped (a run deleted between two reads, Temporal going away):
+    # answer by its gRPC status instead of a 500.
+    assert isinstance(exc, RPCError)
+    return await _domain_error(request, rpc_error(exc, what="the Temporal call"))
+
+
 async def _crypto_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("secret handling failed: %s", exc)
     return JSONResponse({"detail": "server cannot handle stored secrets"}, status_code=500)
@@ -105,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(CryptoError, _crypto_error)
+    app.add_exception_handler(RPCError, _temporal_rpc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DataError, _data_error)
 

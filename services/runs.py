@@ -190,6 +190,8 @@ async def _progress(handle: WorkflowHandle[Any, Any]) -> GoalProgress | None:
 async def _result(handle: WorkflowHandle[Any, Any]) -> tuple[GoalRunResult | None, RunFailure | None]:
     try:
         return await handle.result(follow_runs=False, rpc_timeout=QUERY_TIMEOUT), None
+    except RPCError as exc:  # e.g. deleted between describe and this read
+        raise rpc_error(exc, what=f"run {handle.id}") from None
     except WorkflowFailureError as exc:
         cause = application_cause(exc)
         if cause is not None:

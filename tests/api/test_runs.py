@@ -4,9 +4,16 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.main import create_app
 from contracts.dag import ApprovalDecision
+from contracts.goals import GoalRunResult
+from core.settings import Settings
+from services import runs as runs_service
+from services.errors import NotFound
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.fakes.openai_server import FakeOpenAI
 from workflows.dag import DagWorkflow
@@ -110,3 +117,24 @@ async def test_deleting_a_running_run_cancels_it(
     assert response.status_code == 202
     assert await wait_closed(client, run_id) == WorkflowExecutionStatus.CANCELED
     assert (await api.get(f"/api/v1/runs/{run_id}")).json()["status"] == "cancelled"
+
+
+async def test_a_run_gone_between_two_temporal_reads_is_a_404_not_a_500(client: Client) -> None:
+    # GET /runs/{id} describes, then reads the result; a deletion landing in between must answer
+    # 404. Reading the result of a run that does not exist is that second read.
+    handle = client.get_workflow_handle("goal-999999-gone", result_type=GoalRunResult)
+    with pytest.raises(NotFound):
+        await runs_service._result(handle)
+
+
+async def test_unmapped_temporal_rpc_errors_answer_by_status_not_500(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RPCError("workflow execution not found", RPCStatusCode.NOT_FOUND, b"")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        response = await http.get("/boom")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "the Temporal call not found"}
