@@ -13,6 +13,7 @@ from core.models.provider import (
     ProviderPublic,
     ProviderUpdate,
 )
+from core.models.side_effect import SideEffect, SideEffectStatus
 
 __all__ = [
     "Agent",
@@ -40,4 +41,6 @@ __all__ = [
     "ProviderPublic",
     "ProviderUpdate",
     "RunUsage",
+    "SideEffect",
+    "SideEffectStatus",
 ]
