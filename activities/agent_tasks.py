@@ -3,6 +3,7 @@
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeats
 from contracts.agent_task import AttachmentContent, TaskAttachment
 from core.db import session_scope
 from core.settings import get_settings
@@ -13,6 +14,7 @@ ATTACHMENT_MISSING = "AttachmentMissing"
 
 
 @activity.defn
+@heartbeats
 async def load_task_attachments(attachments: list[TaskAttachment]) -> list[AttachmentContent]:
     """Each attachment's content: text decoded as UTF-8, images as bytes."""
     settings = get_settings()

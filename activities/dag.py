@@ -4,6 +4,7 @@ reading an artifact an agent prompt references.
 Both go through `services/artifacts.py`, like every other artifact: sanitised names, atomic
 writes and a metadata row, so offloaded outputs are listed by `GET /artifacts` too. The name is
 derived from the workflow id and node id, so a retried activity replaces the same artifact.
+Both heartbeat (`STORE_HEARTBEAT_TIMEOUT`) so a cancelled or orphaned one stops in time.
 """
 
 import json
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeats
 from contracts.dag import NodeOutput
 from core.db import session_scope
 from core.settings import get_settings
@@ -33,6 +35,7 @@ class OffloadInput(BaseModel):
 
 
 @activity.defn(name="dag_offload_output")
+@heartbeats
 async def offload_output(params: OffloadInput) -> NodeOutput:
     """Write a large node output to an artifact and hand back only its reference and preview."""
     info = activity.info()
@@ -58,6 +61,7 @@ async def offload_output(params: OffloadInput) -> NodeOutput:
 
 
 @activity.defn(name="dag_load_artifact")
+@heartbeats
 async def load_artifact_text(name: str) -> str:
     """An artifact's text for an agent prompt, cut to a size a prompt and history can hold."""
     settings = get_settings()

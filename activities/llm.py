@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
+from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
 from activities.tools.toolset import build_toolset
 from contracts import errors
 from contracts.tools import AgentToolDeps
@@ -147,7 +148,11 @@ goalflow_agent: Agent[AgentDeps, Any] = Agent(
     capabilities=[
         ResolveModelId(resolve_model),
         TemporalDurability(
-            model_activity_config=ActivityConfig(start_to_close_timeout=LLM_TIMEOUT, retry_policy=LLM_RETRY),
+            model_activity_config=ActivityConfig(
+                start_to_close_timeout=LLM_TIMEOUT,
+                heartbeat_timeout=MODEL_HEARTBEAT_TIMEOUT,
+                retry_policy=LLM_RETRY,
+            ),
         ),
     ],
 )

@@ -22,9 +22,18 @@ MAX_QUERY_WORDS = 20
 
 
 async def add_memory(
-    session: AsyncSession, *, agent_name: str, content: str, tags: list[str] | None = None
+    session: AsyncSession,
+    *,
+    agent_name: str,
+    content: str,
+    tags: list[str] | None = None,
+    commit: bool = True,
 ) -> Memory:
-    """Store one memory for an agent name; Invalid unless content and tags pass `MemoryCreate`."""
+    """Store one memory for an agent name; Invalid unless content and tags pass `MemoryCreate`.
+
+    `commit=False` only flushes (the id is known), so the `remember` tool can commit the memory
+    together with its side-effect record (`activities.idempotency.once`).
+    """
     try:
         data = MemoryCreate.model_validate({"content": content, "tags": tags or []})
     except ValidationError as exc:
@@ -32,6 +41,9 @@ async def add_memory(
         raise Invalid(f"invalid memory: {problems}") from None
     memory = Memory(agent_name=agent_name, content=data.content, tags=data.tags)
     session.add(memory)
+    if not commit:
+        await session.flush()
+        return memory
     await session.commit()
     await session.refresh(memory)
     return memory

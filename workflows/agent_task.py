@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.agent_tasks import load_task_attachments
     from activities.goals import record_run_usage
+    from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT
     from activities.llm import goalflow_agent
     from activities.store import resolve_agent_snapshots
 
@@ -62,6 +63,7 @@ class AgentTaskWorkflow:
                 load_task_attachments,
                 params.attachments,
                 start_to_close_timeout=STORE_TIMEOUT,
+                heartbeat_timeout=STORE_HEARTBEAT_TIMEOUT,
                 retry_policy=STORE_RETRY,
                 summary=f"load {len(params.attachments)} attachment(s)",
             )

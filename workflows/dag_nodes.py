@@ -22,6 +22,7 @@ from workflows.dag_state import PREVIEW_CHARS, retry_policy
 
 with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
+    from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT, TOOL_HEARTBEAT_TIMEOUT
 
 STORE_TIMEOUT = timedelta(seconds=30)
 LOCAL_FAILURE_BYTES = 8 * 1024
@@ -97,6 +98,7 @@ class NodeRunner:
             "summary": f"node {node.id}: {info.name}",
         }
         if info.local:
+            # Local activities cannot heartbeat: only millisecond tools are local.
             try:
                 result = await workflow.execute_local_activity(info.name, args, **options)
             except FailureError as exc:
@@ -105,7 +107,10 @@ class NodeRunner:
                 raise
             self.local_result_bytes += result.size_bytes + len(result.preview) + len(result.artifact or "")
         else:
-            result = await workflow.execute_activity(info.name, args, **options)
+            # Same command as before, one more option: no patch needed, old histories replay.
+            result = await workflow.execute_activity(
+                info.name, args, heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT, **options
+            )
         if result.artifact is not None:
             return NodeOutput(artifact=result.artifact, preview=result.preview, usage=result.usage)
         output = await self._keep_small(node.id, key, result.output)
@@ -125,6 +130,7 @@ class NodeRunner:
                     output.artifact,
                     activity_id=f"{key}-load-{len(texts)}" if key else None,
                     start_to_close_timeout=STORE_TIMEOUT,
+                    heartbeat_timeout=STORE_HEARTBEAT_TIMEOUT,
                     summary=f"node {node.id}: load {output.artifact}",
                 )
         prompt = stringify(resolve(node.prompt, params=self._params, outputs=outputs, artifact_texts=texts))
@@ -158,5 +164,6 @@ class NodeRunner:
             OffloadInput(node_id=node_id, value=value),
             activity_id=f"{key}-store" if key else None,
             start_to_close_timeout=STORE_TIMEOUT,
+            heartbeat_timeout=STORE_HEARTBEAT_TIMEOUT,
             summary=f"node {node_id}: store output",
         )

@@ -4,7 +4,10 @@ A tool is an async function `impl(args) -> output` over one Pydantic input model
 turns it into a `ToolSpec` carrying a Temporal activity named after the tool. Every call, from a
 DAG node (the activity) or from an agent (the pydantic-ai toolset), goes through `run_tool`:
 `artifact://` references in the input are replaced by artifact content, the input is validated,
-the tool runs, and a large output is stored as an artifact and returned by reference.
+the tool runs, and a large output is stored as an artifact and returned by reference. A tool
+activity heartbeats while it runs (so cancellation and a lost worker reach it within
+`TOOL_HEARTBEAT_TIMEOUT`), and numbers its side effects so a retry finds their earlier results
+(`activities.idempotency`).
 """
 
 from collections.abc import Awaitable, Callable
@@ -18,6 +21,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import ArtifactReferenceError, has_references, resolve_references, tool_result
+from activities.heartbeat import heartbeating
+from activities.idempotency import side_effect_scope
 from contracts.tools import BUILTIN_TOOLS, TOOL_INPUT_INVALID, ToolInfo, ToolResult
 from contracts.usage import TokenUsage
 
@@ -104,6 +109,11 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 async def run_tool(spec: ToolSpec, args: BaseModel | dict[str, Any]) -> ToolResult:
     """Resolve references, validate, run, and store a large output as an artifact."""
+    with side_effect_scope():
+        return await _run_tool(spec, args)
+
+
+async def _run_tool(spec: ToolSpec, args: BaseModel | dict[str, Any]) -> ToolResult:
     raw = args.model_dump() if isinstance(args, BaseModel) else args
     if not isinstance(raw, dict):
         raise ToolError(f"input for tool {spec.name} must be a JSON object")
@@ -135,7 +145,8 @@ def make_tool(
 
     async def tool_activity(args: Any) -> ToolResult:
         try:
-            return await run_tool(spec_holder[0], args)
+            async with heartbeating():
+                return await run_tool(spec_holder[0], args)
         except ToolError as exc:
             raise exc.application_error() from None
 

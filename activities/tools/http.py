@@ -6,6 +6,15 @@ loopback, link-local, multicast, reserved, unspecified or otherwise non-global â
 or the address is in settings `http_allowlist` (host names, IPs or CIDR networks). The request
 then goes to the checked address itself, so a second DNS answer cannot swap in another one
 (DNS rebinding), and every redirect hop is checked the same way.
+
+Retries: GET, HEAD and OPTIONS are safe to repeat, and so is any request whose input says
+`"idempotent": true`. Every other method (POST, PUT, PATCH, DELETE â€” PUT and DELETE are
+idempotent by HTTP semantics, but a node may use them for effects that are not, so it has to say
+so) is sent at most once per place in a workflow (`activities.idempotency.once_external`): it is
+retried only when the failure proves it never left (connection refused or not established in
+time, no connection from the pool), and fails with the non-retryable `HttpOutcomeUnknown` when it
+may have arrived (read/write timeout, dropped connection) or when an earlier attempt began it and
+never recorded the answer. A finished request's answer is recorded, so a retry returns it.
 """
 
 import asyncio
@@ -18,9 +27,11 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator
 
+from activities.idempotency import OutcomeUnknown, once_external
 from activities.tools.base import ToolError, ToolInput, make_tool
 from contracts.tools import (
     HTTP_DESTINATION_BLOCKED,
+    HTTP_OUTCOME_UNKNOWN,
     HTTP_REQUEST_FAILED,
     HTTP_TOO_MANY_REDIRECTS,
     URL_INVALID,
@@ -34,6 +45,17 @@ MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
 _CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods sent again after an unclear failure; others only with `idempotent: true`."""
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that prove the request did not leave: no connection was ever established."""
+
+
+class NotSent(ToolError):
+    """The request provably never left (no connection); retrying it is always safe."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind=HTTP_REQUEST_FAILED, retryable=True)
 
 
 class HttpRequestInput(ToolInput):
@@ -44,6 +66,14 @@ class HttpRequestInput(ToolInput):
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     body: str | dict[str, Any] | list[Any] | None = None
     timeout_s: float = Field(default=30, gt=0, le=55)
+    idempotent: bool = False
+    """Sending the request twice does no harm, so it may be retried after a timeout; GET, HEAD and
+    OPTIONS are treated so anyway."""
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether a retry may send this request again when the last attempt's fate is unknown."""
+        return self.idempotent or self.method in SAFE_TO_REPEAT
 
     @field_validator("method", mode="before")
     @classmethod
@@ -234,6 +264,7 @@ async def fetch(args: HttpRequestInput, *, allowlist: list[str]) -> dict[str, An
     if content_type and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = content_type
     timeout = httpx.Timeout(args.timeout_s)
+    answered = False  # once a hop has answered, the request has reached a server
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             addresses = await checked_addresses(url, allowlist)
@@ -241,6 +272,7 @@ async def fetch(args: HttpRequestInput, *, allowlist: list[str]) -> dict[str, An
                 response = await _send_pinned(
                     client, method=method, url=url, addresses=addresses, headers=headers, content=content
                 )
+                answered = True
                 try:
                     location = response.headers.get("location")
                     if response.status_code in _REDIRECTS and location:
@@ -260,20 +292,29 @@ async def fetch(args: HttpRequestInput, *, allowlist: list[str]) -> dict[str, An
                     data, truncated = await _read_limited(response)
                 finally:
                     await response.aclose()
-            except httpx.TimeoutException:
-                raise ToolError(
-                    f"{url.host} did not answer within {args.timeout_s}s",
-                    kind=HTTP_REQUEST_FAILED,
-                    retryable=True,
-                ) from None
             except httpx.TransportError as exc:
-                raise ToolError(
-                    f"request to {url.host} failed: {type(exc).__name__}",
-                    kind=HTTP_REQUEST_FAILED,
-                    retryable=True,
-                ) from None
+                raise _transport_error(exc, url=url, args=args, answered=answered) from None
             return _output(response, url, data, truncated)
     raise ToolError(f"more than {MAX_REDIRECTS} redirects", kind=HTTP_TOO_MANY_REDIRECTS)
+
+
+def _transport_error(
+    exc: httpx.TransportError, *, url: httpx.URL, args: HttpRequestInput, answered: bool
+) -> ToolError:
+    """Retryable when the request never left or may be repeated; HttpOutcomeUnknown otherwise."""
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        message = f"{url.host} did not answer within {args.timeout_s}s"
+    else:
+        message = f"request to {url.host} failed: {type(exc).__name__}"
+    if isinstance(exc, _NEVER_SENT) and not answered:
+        return NotSent(message)
+    if args.repeatable:
+        return ToolError(message, kind=HTTP_REQUEST_FAILED, retryable=True)
+    return ToolError(
+        f"{message}; the {args.method} may have reached the server, so it is not sent again "
+        '(set "idempotent": true if repeating it is harmless)',
+        kind=HTTP_OUTCOME_UNKNOWN,
+    )
 
 
 def _output(response: httpx.Response, url: httpx.URL, data: bytes, truncated: bool) -> dict[str, Any]:
@@ -295,7 +336,19 @@ def _output(response: httpx.Response, url: httpx.URL, data: bytes, truncated: bo
 
 
 async def http_request(args: HttpRequestInput) -> dict[str, Any]:
-    return await fetch(args, allowlist=get_settings().http_allowlist)
+    allowlist = get_settings().http_allowlist
+    if args.repeatable:
+        return await fetch(args, allowlist=allowlist)
+    try:
+        sent: dict[str, Any] = await once_external(
+            "http_request",
+            args.model_dump(),
+            lambda: fetch(args, allowlist=allowlist),
+            never_sent=lambda exc: isinstance(exc, NotSent),
+        )
+    except OutcomeUnknown as exc:
+        raise ToolError(str(exc), kind=HTTP_OUTCOME_UNKNOWN) from None
+    return sent
 
 
 SPEC = make_tool(

@@ -1,9 +1,16 @@
-"""`remember` and `recall`: an agent's long-term memory in the memories table."""
+"""`remember` and `recall`: an agent's long-term memory in the memories table.
+
+`remember` stores its memory once per place in a workflow (`activities.idempotency.once`): a
+retried activity, or the same call replayed by a retried `run_agent`, returns the memory stored
+the first time instead of adding a copy.
+"""
 
 from typing import Any
 
 from pydantic import Field
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from activities.idempotency import once
 from activities.tools.base import ToolError, ToolInput, make_tool
 from core.db import session_scope
 from core.models.agent import AgentName
@@ -29,14 +36,17 @@ class RecallInput(ToolInput):
 
 
 async def remember(args: RememberInput) -> dict[str, Any]:
+    async def store(session: AsyncSession) -> dict[str, Any]:
+        memory = await memories.add_memory(
+            session, agent_name=args.agent, content=args.content, tags=args.tags, commit=False
+        )
+        return {"id": memory.id, "agent": memory.agent_name, "tags": memory.tags}
+
     try:
-        async with session_scope(get_settings()) as session:
-            memory = await memories.add_memory(
-                session, agent_name=args.agent, content=args.content, tags=args.tags
-            )
+        stored: dict[str, Any] = await once("remember", args.model_dump(), store)
     except Invalid as exc:
         raise ToolError(str(exc)) from None
-    return {"id": memory.id, "agent": memory.agent_name, "tags": memory.tags}
+    return stored
 
 
 async def recall(args: RecallInput) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 from temporalio.workflow import ActivityConfig
 
+from activities.heartbeat import TOOL_HEARTBEAT_TIMEOUT
 from activities.tools.agent import agent_depth
 from activities.tools.base import TOOL_RETRY, ToolError, ToolSpec, run_tool
 from activities.tools.registry import TOOLS
@@ -68,6 +69,9 @@ def _agent_tool(spec: ToolSpec) -> Tool[AgentToolDeps | None]:
         metadata={
             "temporal": ActivityConfig(
                 start_to_close_timeout=timedelta(seconds=spec.info.timeout_s),
+                # pydantic-ai's tool-call activity beats; without a timeout a dead worker's call
+                # would wait out start_to_close before its retry.
+                heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
                 retry_policy=TOOL_RETRY,
             )
         },
