@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -52,14 +53,33 @@ ACTIVITIES: list[Callable[..., Any]] = [
 ]
 
 
-def build_worker(client: Client, settings: Settings, *, task_queue: str | None = None) -> Worker:
-    """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin)."""
+def activity_name(fn: Callable[..., Any]) -> str:
+    """The name an activity function is registered under."""
+    defn = ActivityDefinition.from_callable(fn)
+    return defn.name if defn is not None and defn.name else fn.__name__
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    stand_ins: Sequence[Callable[..., Any]] = (),
+) -> Worker:
+    """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin).
+
+    `stand_ins` replace the activities registered under the same names (tests' fakes)."""
+    replaced = {activity_name(fn) for fn in stand_ins}
+    activities = [fn for fn in ACTIVITIES if activity_name(fn) not in replaced]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=ACTIVITIES,
+        activities=[*activities, *stand_ins],
         max_concurrent_activities=200,
+        # A bug in workflow code fails the workflow with its error instead of retrying the
+        # workflow task until a fix is deployed; domain failures are typed ApplicationErrors.
+        workflow_failure_exception_types=[Exception],
     )
 
 

@@ -27,6 +27,7 @@ from api.routes import (
     stats,
     task,
     tools,
+    workflows,
 )
 from core.crypto import CryptoError
 from core.db import dispose_engines
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         memories,
         task,
         stats,
+        workflows,
     ):
         app.include_router(module.router, dependencies=protected)
     return app

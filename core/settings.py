@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     artifacts_dir: Path = DATA_DIR / "artifacts"
     log_level: str = "INFO"
     http_allowlist: list[str] = []
+    wait_timeout_s: float = Field(default=60, gt=0, le=600)
+    """How long a request that answers from a workflow (agent test, task, planner) waits before
+    it answers 202 with the workflow id to follow."""
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +75,10 @@ class Settings(BaseSettings):
     def web_ui_url(self) -> str:
         """Base URL of the Temporal Web UI that links in API answers point to."""
         return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    def workflow_ui_url(self, workflow_id: str) -> str:
+        """The Web UI page of one workflow (its latest run)."""
+        return f"{self.web_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
 
 
 @lru_cache

@@ -13,8 +13,8 @@ from core.models import Agent, AgentCreate, AgentUpdate, Provider
 from core.settings import Settings
 from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
-from services.temporal_errors import run_workflow
 from services.tool_names import unknown_tools
+from services.waiting import StillRunning, require_worker, wait_bounded
 from workflows.agent_test import AgentTestWorkflow
 
 AGENT_TEST_TIMEOUT = timedelta(minutes=5)
@@ -115,20 +115,19 @@ async def resolve_agent(session: AsyncSession, name: str) -> Agent:
 
 async def test_agent(
     session: AsyncSession, client: Client, settings: Settings, agent_id: int, prompt: str
-) -> tuple[str, AgentTestResult]:
-    """Run the agent-test workflow and wait for it; returns (workflow id, result)."""
+) -> tuple[str, AgentTestResult | StillRunning]:
+    """Run the agent-test workflow and wait a bounded time; returns (workflow id, result or
+    StillRunning). NoWorker (503) when no worker is there to run it."""
     agent = await get_agent(session, agent_id)
+    await require_worker(client, settings)
     workflow_id = f"agent-test-{agent_id}-{short_id()}"
-    result = await run_workflow(
-        client.execute_workflow(
-            AgentTestWorkflow.run,
-            AgentTestInput(agent_id=agent_id, prompt=prompt),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            execution_timeout=AGENT_TEST_TIMEOUT,
-            search_attributes=search_attributes(agent_name=agent.name, run_kind="agent-test"),
-            static_summary=f"Test agent {agent.name} v{agent.version} ({agent.model})",
-        ),
-        workflow_id=workflow_id,
+    handle = await client.start_workflow(
+        AgentTestWorkflow.run,
+        AgentTestInput(agent_id=agent_id, prompt=prompt),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        execution_timeout=AGENT_TEST_TIMEOUT,
+        search_attributes=search_attributes(agent_name=agent.name, run_kind="agent-test"),
+        static_summary=f"Test agent {agent.name} v{agent.version} ({agent.model})",
     )
-    return workflow_id, result
+    return workflow_id, await wait_bounded(handle, handle.result(), settings=settings)

@@ -30,7 +30,7 @@ from services.agents import resolve_agent
 from services.artifacts import safe_name, save_artifact
 from services.errors import DomainError, Invalid
 from services.ids import short_id
-from services.temporal_errors import run_workflow
+from services.waiting import StillRunning, require_worker, wait_bounded
 from workflows.agent_task import AgentTaskWorkflow
 
 TASK_TIMEOUT = timedelta(minutes=10)
@@ -125,10 +125,13 @@ async def run_task(
     prompt: str,
     uploads: list[Upload],
     wait: bool,
-) -> TaskStarted | tuple[str, AgentTaskResult]:
-    """Store the files as artifacts and start the workflow; with `wait`, its (id, result)."""
+) -> TaskStarted | tuple[str, AgentTaskResult | StillRunning]:
+    """Store the files as artifacts and start the workflow; with `wait`, its (id, result) or
+    StillRunning after the bounded wait. NoWorker (503) before anything is stored when no worker
+    is there to run it."""
     kinds = check_uploads(uploads)
     agent = await resolve_agent(session, agent_name)
+    await require_worker(client, settings)
     short = short_id()
     workflow_id = f"task-{agent.name}-{short}"
     attachments: list[TaskAttachment] = []
@@ -164,4 +167,4 @@ async def run_task(
     )
     if not wait:
         return TaskStarted(workflow_id=workflow_id, attachments=attachments)
-    return workflow_id, await run_workflow(handle.result(), workflow_id=workflow_id)
+    return workflow_id, await wait_bounded(handle, handle.result(), settings=settings)

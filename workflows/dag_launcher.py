@@ -110,6 +110,12 @@ class NodeLauncher:
             # A cancelled activity surfaces as ActivityError(cause=CancelledError).
             state.status = NodeStatus.cancelled if is_cancelled_exception(exc) else NodeStatus.failed
             state.error = describe(exc)
+        except Exception as exc:
+            # Anything else (a bug, an output that does not decode) fails this node like any other
+            # failure, so `on_failure` applies instead of the workflow task retrying forever.
+            workflow.logger.warning("node %s raised %s", node.id, type(exc).__name__, exc_info=True)
+            state.status = NodeStatus.failed
+            state.error = f"{type(exc).__name__}: {exc}"[:2000]
         else:
             state.status = NodeStatus.succeeded
             state.output = output.value

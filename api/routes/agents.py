@@ -3,13 +3,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
 from contracts.agents import AgentTestResult
 from core.models import AgentCreate, AgentPublic, AgentUpdate
 from core.models.agent import AgentName
 from services import agents as service
+from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -70,14 +73,16 @@ async def activate_agent(agent_id: IdPath, session: SessionDep) -> AgentPublic:
     return AgentPublic.model_validate(await service.activate_agent(session, agent_id))
 
 
-@router.post("/{agent_id}/test")
+@router.post("/{agent_id}/test", response_model=AgentTestResponse, responses=WAITING_RESPONSES)
 async def test_agent(
     agent_id: IdPath,
     body: AgentTestRequest,
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
-) -> AgentTestResponse:
+) -> AgentTestResponse | JSONResponse:
     """Run a prompt through this version as a workflow and answer output, usage and timing."""
     workflow_id, result = await service.test_agent(session, client, settings, agent_id, body.prompt)
+    if isinstance(result, StillRunning):
+        return accepted(result, settings)
     return AgentTestResponse(**result.model_dump(), workflow_id=workflow_id)

@@ -5,11 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from fastapi.responses import JSONResponse
 
+from api.accepted import WAITING_RESPONSES, WorkflowAccepted, accepted
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from contracts.agent_task import MAX_FILES, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, AgentTaskResult
 from core.models.agent import AgentName
 from services import tasks as service
 from services.tasks import AttachmentTooLarge, AttachmentUnsupported, TaskStarted, Upload
+from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1/task", tags=["task"])
 
@@ -34,7 +36,11 @@ async def _read(files: list[UploadFile]) -> list[Upload]:
     "",
     response_model=TaskResponse,
     responses={
-        202: {"model": TaskStarted, "description": "started (`wait=false`)"},
+        **WAITING_RESPONSES,
+        202: {
+            "model": TaskStarted | WorkflowAccepted,
+            "description": "started (`wait=false`), or still running after WAIT_TIMEOUT_S",
+        },
         413: {"description": "a file, or all of them together, is too large"},
         415: {"description": "a file is neither UTF-8 text nor a PNG/JPEG/GIF/WebP image"},
     },
@@ -62,4 +68,6 @@ async def run_task(
     if isinstance(outcome, TaskStarted):
         return JSONResponse(outcome.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     workflow_id, result = outcome
+    if isinstance(result, StillRunning):
+        return accepted(result, settings)
     return TaskResponse(**result.model_dump(), workflow_id=workflow_id)
