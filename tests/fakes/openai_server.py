@@ -2,21 +2,25 @@
 provider code run against it, so only the LLM itself is fake.
 
 Behaviour is scripted per model name, so tests that run concurrently never share a script.
+A model can be made slow (`slow`); the fake then counts its requests in flight and records the
+ones the client gave up on (`aborted`), which is how a test sees a cancellation reach the HTTP
+request.
 """
 
+import asyncio
 import itertools
 import json
 import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """Takes the chat-completions request body; returns an assistant `message` dict."""
@@ -39,8 +43,32 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     scripts: dict[str, deque[Fail | Handler]] = field(default_factory=lambda: defaultdict(deque))
     handlers: dict[str, Handler] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    in_flight: Counter[str] = field(default_factory=Counter)
+    """Chat requests per model currently being answered (slowly)."""
+    aborted: list[str] = field(default_factory=list)
+    """Models whose slow request the client abandoned (disconnected) before the answer."""
     port: int = 0
     _ids: Any = field(default_factory=itertools.count)
+
+    def slow(self, model: str, seconds: float) -> None:
+        """Make every answer for a model take `seconds`, unless the client hangs up first."""
+        self.delays[model] = seconds
+
+    async def _wait_or_abort(self, request: Request, model: str) -> bool:
+        """Sit out the model's delay; False when the client disconnected meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.delays.get(model, 0.0)
+        self.in_flight[model] += 1
+        try:
+            while loop.time() < deadline:
+                if await request.is_disconnected():
+                    self.aborted.append(model)
+                    return False
+                await asyncio.sleep(0.05)
+        finally:
+            self.in_flight[model] -= 1
+        return True
 
     @property
     def base_url(self) -> str:
@@ -87,6 +115,8 @@ class FakeOpenAI:
             model = body.get("model", "")
             if model not in self.models and not model.startswith("fake-"):
                 return self._error(Fail(404, f"The model `{model}` does not exist"))
+            if self.delays.get(model) and not await self._wait_or_abort(request, model):
+                return Response(status_code=499)  # nobody is listening any more
             queue = self.scripts.get(model)
             step: Fail | Handler | None = queue.popleft() if queue else None
             if isinstance(step, Fail):
