@@ -30,10 +30,11 @@ from api.routes import (
     workflows,
 )
 from core.crypto import CryptoError
-from core.db import dispose_engines
+from core.db import dispose_engines, session_scope
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from services.defaults import ensure_defaults
 from services.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from services.temporal_errors import rpc_error
 
@@ -101,6 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except RuntimeError:
             # The API still serves config and readiness (503 naming Temporal) while it is down.
             log.warning("Temporal at %s unreachable at start-up", settings.temporal_target)
+        try:  # the LLM_PROVIDER provider and the default agents, idempotently
+            async with session_scope(settings) as session:
+                await ensure_defaults(session, settings)
+        except Exception as exc:  # an unmigrated or unreachable DB: readiness names it
+            log.warning("default provider and agents not registered: %s", type(exc).__name__)
         yield
         await dispose_engines()
 

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     artifacts_dir: Path = DATA_DIR / "artifacts"
     log_level: str = "INFO"
     http_allowlist: list[str] = []
+    # The default LLM provider registered on start (services/defaults.py); `local` is the
+    # embedded model served by `python -m core.local_model`, `none` registers nothing.
+    llm_provider: Literal["local", "openai", "openrouter", "ollama", "none"] = "local"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openrouter_api_key: SecretStr | None = None
+    openrouter_model: str = "openai/gpt-4o-mini"
+    ollama_base_url: str | None = None
+    ollama_model: str = "llama3.2"
+    local_model_path: Path | None = None
+    local_model_port: int = 8081
+    local_model_threads: int | None = None
     wait_timeout_s: float = Field(default=60, gt=0, le=600)
     """How long a request that answers from a workflow (agent test, task, planner) waits before
     it answers 202 with the workflow id to follow."""
@@ -64,6 +77,15 @@ class Settings(BaseSettings):
             missing = [n for n in ("api_token", "encryption_keys") if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"{', '.join(m.upper() for m in missing)} must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _llm_provider_configured(self) -> "Settings":
+        """A hosted default provider is useless without its key; say which variable is missing."""
+        needs = {"openai": ("openai_api_key",), "openrouter": ("openrouter_api_key",)}
+        missing = [n.upper() for n in needs.get(self.llm_provider, ()) if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"LLM_PROVIDER={self.llm_provider} needs {', '.join(missing)}")
         return self
 
     @property

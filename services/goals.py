@@ -15,7 +15,8 @@ from contracts.goals import RUN_KIND_GOAL, GoalRunInput
 from contracts.search import search_attributes
 from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
 from core.settings import Settings
-from services.errors import Conflict, NotFound
+from services.agents import resolve_agent
+from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
 from services.schedules import upsert_schedule as _upsert_schedule
@@ -166,11 +167,36 @@ async def set_status(
     return goal
 
 
+NO_PROVIDER_HINT = (
+    "set LLM_PROVIDER=local (the embedded model), or LLM_PROVIDER=openai with OPENAI_API_KEY and "
+    "OPENAI_MODEL, LLM_PROVIDER=openrouter with OPENROUTER_API_KEY, or LLM_PROVIDER=ollama with "
+    "OLLAMA_BASE_URL and OLLAMA_MODEL, and restart; or create a provider and an agent named {agent!r}"
+)
+
+
+async def _check_runnable(session: AsyncSession, settings: Settings, goal: Goal) -> None:
+    """With LLM_PROVIDER=none and no agent set up by hand, fail at once naming what to configure.
+
+    Otherwise a missing agent fails the run itself (typed `AgentNotFound`), as a scheduled run
+    would, so the run and its reason show in Temporal.
+    """
+    if settings.llm_provider != "none":
+        return
+    try:
+        await resolve_agent(session, goal.agent_name)
+    except NotFound:
+        raise Invalid(
+            f"goal {goal.id} cannot run: no LLM provider is configured (LLM_PROVIDER=none) and agent "
+            f"{goal.agent_name!r} has no active version; " + NO_PROVIDER_HINT.format(agent=goal.agent_name)
+        ) from None
+
+
 async def start_run(session: AsyncSession, client: Client, settings: Settings, goal_id: int) -> str:
     """Start one run of the goal now; returns its workflow id."""
     goal = await get_goal(session, goal_id)
     if goal.status == GoalStatus.archived:
         raise Conflict(f"goal {goal_id} is archived")
+    await _check_runnable(session, settings, goal)
     workflow_id = f"goal-{goal_id}-{short_id()}"
     await client.start_workflow(
         GoalWorkflow.run,

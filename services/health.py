@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, text
 from sqlmodel import select
@@ -12,6 +13,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from core import local_model
 from core.db import session_scope
 from core.models import ConnectionStatus, Provider
 from core.settings import Settings
@@ -73,6 +75,25 @@ async def _providers(settings: Settings) -> dict[str, Any]:
     }
 
 
+async def _local_model(settings: Settings) -> dict[str, Any]:
+    """Whether the embedded model answers. Informational like providers: the API and workflows
+    are ready without it (a run that needs it retries its model requests until it is up)."""
+    if settings.llm_provider != "local":
+        return {"ok": True, "enabled": False}
+    url = local_model.base_url(settings)
+    report: dict[str, Any] = {"ok": True, "enabled": True, "base_url": url, "model": local_model.MODEL_NAME}
+    try:
+        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S - 1) as http:
+            response = await http.get(f"{url}/models")
+        report["serving"] = response.status_code == 200
+        if response.status_code != 200:
+            report["error"] = f"HTTP {response.status_code} (loading or failed)"
+    except httpx.HTTPError as exc:
+        report["serving"] = False
+        report["error"] = f"not reachable: {type(exc).__name__} (started by `python -m core.local_model`)"
+    return report
+
+
 async def _guard(name: str, check: Any) -> tuple[str, dict[str, Any]]:
     try:
         return name, await asyncio.wait_for(check, CHECK_TIMEOUT_S)
@@ -86,6 +107,7 @@ async def readiness(app: FastAPI, settings: Settings) -> dict[str, Any]:
         await asyncio.gather(
             _guard("database", _database(settings)),
             _guard("providers", _providers(settings)),
+            _guard("local_model", _local_model(settings)),
             _guard("temporal", _temporal(app, settings)),
         )
     )

@@ -26,7 +26,8 @@ class GoalStatus(StrEnum):
 class GoalBase(SQLModel):
     title: str = Field(min_length=1, max_length=200)
     objective: str = Field(min_length=1, max_length=20_000)
-    agent_name: AgentName = Field(max_length=63, index=True)
+    agent_name: AgentName = Field(default="planner", max_length=63, index=True)
+    """The planning agent; the default `planner` is registered on start (services/defaults.py)."""
     schedule: CronExpr | None = Field(default=None, max_length=100)
     timezone: TimeZoneName = Field(default="UTC", max_length=64)
     params: dict[str, Any] = json_field(default_factory=dict)

@@ -20,6 +20,8 @@ class ProviderKind(StrEnum):
     openrouter = "openrouter"
     ollama = "ollama"
     openai_compatible = "openai_compatible"
+    local = "local"
+    """The embedded llama.cpp server (`python -m core.local_model`); its row stores its base_url."""
 
 
 class ConnectionStatus(StrEnum):
@@ -39,8 +41,8 @@ class ProviderBase(SQLModel):
 
 def check_base_url(kind: ProviderKind | None, base_url: str | None) -> None:
     """An endpoint must name one; only the well-known kinds have a default (422 otherwise)."""
-    if kind is ProviderKind.openai_compatible and not base_url:
-        raise ValueError("base_url is required for kind openai_compatible")
+    if kind in (ProviderKind.openai_compatible, ProviderKind.local) and not base_url:
+        raise ValueError(f"base_url is required for kind {kind.value}")
 
 
 def http_url(base_url: str | None) -> str | None:

@@ -4,6 +4,7 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from contracts.search import GOAL_ID, RUN_KIND
+from core.settings import Settings
 from tests.api.goal_helpers import SIMPLE_PLAN, make_goal, make_goal_agent, wait_closed
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI
@@ -148,3 +149,24 @@ async def test_goal_run_stops_when_the_dag_crosses_the_remaining_budget(
         ("ask", "succeeded"),
         ("summary", "skipped"),
     ]
+
+
+async def test_goal_with_only_title_and_objective_uses_the_default_planner(api: httpx.AsyncClient) -> None:
+    created = await api.post("/api/v1/goals", json={"title": "t", "objective": "say hello"})
+    assert created.status_code == 201
+    assert created.json()["agent_name"] == "planner"
+
+
+async def test_llm_provider_none_refuses_a_run_at_once_naming_what_to_configure(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    goal = await make_goal(api, unique("unset"))
+    previous = settings.llm_provider
+    settings.llm_provider = "none"  # the app serves this very settings object
+    try:
+        refused = await api.post(f"/api/v1/goals/{goal['id']}/run")
+    finally:
+        settings.llm_provider = previous
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert "LLM_PROVIDER=none" in detail and "OPENAI_API_KEY" in detail and "LLM_PROVIDER=local" in detail
