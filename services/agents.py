@@ -10,6 +10,7 @@ from temporalio.client import Client
 from contracts.agents import AgentTestInput, AgentTestResult
 from contracts.search import search_attributes
 from core.models import Agent, AgentCreate, AgentUpdate, Provider
+from core.models.agent import AgentBase
 from core.settings import Settings
 from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
@@ -72,15 +73,22 @@ async def create_agent(session: AsyncSession, data: AgentCreate) -> Agent:
 
 
 async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) -> Agent:
-    """Patch one version in place (runs already started keep the snapshot they pinned)."""
+    """A change to a version's behaviour makes the next version of its name, so what version N
+    was stays known (and runs that pinned it stay explainable). The new version is active when
+    the edited one was; a patch that changes nothing answers the edited version as it is."""
     agent = await get_agent(session, agent_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = {
+        key: value
+        for key, value in data.model_dump(exclude_unset=True).items()
+        if getattr(agent, key) != value
+    }
+    if not changes:
+        return agent
     await _check_references(session, provider_id=changes.get("provider_id"), tools=changes.get("tools"))
-    agent.sqlmodel_update(changes)
-    session.add(agent)
-    await session.commit()
-    await session.refresh(agent)
-    return agent
+    fields = AgentCreate.model_validate(
+        {**agent.model_dump(include=set(AgentBase.model_fields)), **changes, "activate": agent.is_active}
+    )
+    return await create_agent(session, fields)
 
 
 async def delete_agent(session: AsyncSession, agent_id: int) -> None:

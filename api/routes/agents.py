@@ -57,7 +57,7 @@ async def get_agent(agent_id: IdPath, session: SessionDep) -> AgentPublic:
 
 @router.patch("/{agent_id}")
 async def update_agent(agent_id: IdPath, data: AgentUpdate, session: SessionDep) -> AgentPublic:
-    """Edit one version in place."""
+    """Change a version's behaviour: answers the next version (active if the edited one was)."""
     return AgentPublic.model_validate(await service.update_agent(session, agent_id, data))
 
 

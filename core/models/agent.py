@@ -3,13 +3,29 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import AfterValidator, StringConstraints
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.models.common import MAX_DB_ID, created_at_field, json_field, updated_at_field
 
 AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
+
+
+def _valid_json_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse at the door a schema the model's output could never be checked against."""
+    if schema is not None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ValueError(f"not a valid JSON schema at {where}: {exc.message}") from None
+    return schema
+
+
+OutputSchema = Annotated[dict[str, Any] | None, AfterValidator(_valid_json_schema)]
 
 
 class AgentBase(SQLModel):
@@ -20,7 +36,7 @@ class AgentBase(SQLModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
     tools: list[str] = json_field(default_factory=list)
-    output_schema: dict[str, Any] | None = json_field(nullable=True)
+    output_schema: OutputSchema = json_field(nullable=True)
 
 
 class AgentCreate(AgentBase):
@@ -36,7 +52,7 @@ class AgentUpdate(SQLModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
     tools: list[str] | None = None
-    output_schema: dict[str, Any] | None = None
+    output_schema: OutputSchema = None
 
 
 class Agent(AgentBase, table=True):

@@ -114,7 +114,7 @@ async def test_list_filters_by_name_and_active_and_paginates(
     assert ids[0] in [a["id"] for a in response.json()]
 
 
-async def test_get_and_patch_edit_one_version_in_place(
+async def test_patch_makes_the_next_version_and_leaves_the_edited_one_as_it_was(
     api: httpx.AsyncClient, provider: dict[str, Any], fake_llm: FakeOpenAI
 ) -> None:
     agent = await make_agent(api, provider["id"])
@@ -130,21 +130,50 @@ async def test_get_and_patch_edit_one_version_in_place(
         },
     )
     assert response.status_code == 200, response.text
-    fetched = (await api.get(f"{AGENTS}/{agent['id']}")).json()
-    assert fetched == response.json()
-    assert fetched["model"] == "fake-large"
-    assert fetched["temperature"] == 1.5
-    assert fetched["max_tokens"] == 256
-    assert fetched["provider_id"] == other_provider["id"]
-    assert fetched["output_schema"]["properties"] == {"a": {"type": "integer"}}
-    # Unchanged fields and identity stay as they were.
-    assert (fetched["name"], fetched["version"], fetched["system_prompt"]) == (
-        agent["name"],
-        1,
-        "You are terse.",
-    )
+    v2 = response.json()
+    assert v2["id"] != agent["id"]
+    assert (v2["name"], v2["version"], v2["is_active"]) == (agent["name"], 2, True)
+    assert (v2["model"], v2["temperature"], v2["max_tokens"]) == ("fake-large", 1.5, 256)
+    assert v2["provider_id"] == other_provider["id"]
+    assert v2["output_schema"]["properties"] == {"a": {"type": "integer"}}
+    assert v2["system_prompt"] == "You are terse."  # unchanged fields carry over
+    assert (await api.get(f"{AGENTS}/{v2['id']}")).json() == v2
+    v1 = (await api.get(f"{AGENTS}/{agent['id']}")).json()
+    assert {k: v1[k] for k in ("model", "temperature", "provider_id", "output_schema", "version")} == {
+        "model": agent["model"],
+        "temperature": 0.2,
+        "provider_id": provider["id"],
+        "output_schema": None,
+        "version": 1,
+    }
+    assert v1["is_active"] is False
+    resolved = (await api.get(f"{AGENTS}/resolve/{agent['name']}")).json()
+    assert resolved["id"] == v2["id"]
+
+    # Editing an inactive version makes an inactive one; a patch that changes nothing makes none.
+    v3 = (await api.patch(f"{AGENTS}/{agent['id']}", json={"system_prompt": "Be kind."})).json()
+    assert (v3["version"], v3["is_active"], v3["model"]) == (3, False, agent["model"])
+    same = await api.patch(f"{AGENTS}/{v3['id']}", json={"system_prompt": "Be kind."})
+    assert same.json()["id"] == v3["id"]
+    assert [a["version"] for a in await _versions(api, agent["name"])] == [1, 2, 3]
     assert (await api.get(f"{AGENTS}/999999")).status_code == 404
     assert (await api.patch(f"{AGENTS}/999999", json={"model": "x"})).status_code == 404
+
+
+async def test_output_schema_that_is_not_a_json_schema_is_422_and_stores_nothing(
+    api: httpx.AsyncClient, provider: dict[str, Any]
+) -> None:
+    name = unique("schema")
+    bad = {"type": "nonsense"}
+    body = {"name": name, "provider_id": provider["id"], "model": "fake-small", "output_schema": bad}
+    response = await api.post(AGENTS, json=body)
+    assert response.status_code == 422, response.text
+    assert "not a valid JSON schema" in str(response.json()["detail"])
+    assert await _versions(api, name) == []
+    agent = await make_agent(api, provider["id"])
+    patched = await api.patch(f"{AGENTS}/{agent['id']}", json={"output_schema": {"properties": 3}})
+    assert patched.status_code == 422, patched.text
+    assert [a["version"] for a in await _versions(api, agent["name"])] == [1]
 
 
 async def test_delete_inactive_version_and_refuse_active_one(
