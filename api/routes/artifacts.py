@@ -11,6 +11,28 @@ from services import artifacts as service
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
 
+PASSIVE_TYPES = (
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+)
+"""Types a browser shows without running anything; every other type (HTML, SVG, XML, JS, ...)
+is served as an attachment, because artifacts are written by LLMs and the API's origin also
+serves the Telegram Web App."""
+ARTIFACT_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
+def disposition_for(content_type: str) -> str:
+    """`inline` for passive types, `attachment` for anything a browser could execute."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return "inline" if media_type in PASSIVE_TYPES else "attachment"
+
 
 @router.get("")
 async def list_artifacts(session: SessionDep, page: PageDep) -> list[ArtifactPublic]:
@@ -27,7 +49,7 @@ async def list_artifacts(session: SessionDep, page: PageDep) -> list[ArtifactPub
 async def get_artifact(
     filename: Annotated[str, Path(max_length=1000)], session: SessionDep, settings: SettingsDep
 ) -> FileResponse:
-    """The artifact's file, served with its content type."""
+    """The artifact's file with its content type; active types (HTML, SVG, ...) as attachments."""
     try:
         path = service.artifact_path(settings, filename)
     except service.ArtifactNameInvalid as exc:
@@ -36,5 +58,9 @@ async def get_artifact(
     if not path.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {filename!r} has no file")
     return FileResponse(
-        path, media_type=row.content_type, filename=row.name, content_disposition_type="inline"
+        path,
+        media_type=row.content_type,
+        filename=row.name,
+        content_disposition_type=disposition_for(row.content_type),
+        headers=ARTIFACT_HEADERS,
     )

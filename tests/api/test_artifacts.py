@@ -29,6 +29,34 @@ async def test_serves_file_with_its_content_type(api: httpx.AsyncClient, setting
     assert response.json() == {"a": 1}
 
 
+@pytest.mark.parametrize(
+    ("suffix", "content"),
+    [
+        (".html", "<script>alert(1)</script>"),
+        (".svg", '<svg xmlns="http://www.w3.org/2000/svg" onload="x()"/>'),
+    ],
+)
+async def test_active_artifacts_never_run_on_the_api_origin(
+    api: httpx.AsyncClient, settings: Settings, suffix: str, content: str
+) -> None:
+    name = f"{unique('llm')}{suffix}"
+    await store(settings, name, content)
+    response = await api.get(f"/api/v1/artifacts/{name}")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert response.headers["content-disposition"].startswith("attachment")
+
+
+async def test_passive_artifacts_are_inline_and_sandboxed(api: httpx.AsyncClient, settings: Settings) -> None:
+    name = f"{unique('notes')}.md"
+    await store(settings, name, "# hi\n")
+    response = await api.get(f"/api/v1/artifacts/{name}")
+    assert response.headers["content-disposition"].startswith("inline")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "sandbox"
+
+
 async def test_lists_newest_first_with_pagination(api: httpx.AsyncClient, settings: Settings) -> None:
     names = [f"{unique('list')}.txt" for _ in range(3)]
     for name in names:
