@@ -90,8 +90,9 @@ class NodeRunner:
             else {}
         )
         timeout = timedelta(seconds=node.timeout_s or info.timeout_s)
+        # Results are decoded here, not by the SDK: a result that does not decode then fails this
+        # node (and `on_failure` applies) instead of failing the whole workflow task.
         options: dict[str, Any] = {
-            "result_type": ToolResult,
             "activity_id": key or None,
             "start_to_close_timeout": timeout,
             "retry_policy": retry_policy(node.retry),
@@ -100,17 +101,19 @@ class NodeRunner:
         if info.local:
             # Local activities cannot heartbeat: only millisecond tools are local.
             try:
-                result = await workflow.execute_local_activity(info.name, args, **options)
+                raw = await workflow.execute_local_activity(info.name, args, **options)
             except FailureError as exc:
                 # A failure marker carries the failure, stack trace included.
                 self.local_result_bytes += LOCAL_FAILURE_BYTES + len(str(exc))
                 raise
+            result = ToolResult.model_validate(raw)
             self.local_result_bytes += result.size_bytes + len(result.preview) + len(result.artifact or "")
         else:
             # Same command as before, one more option: no patch needed, old histories replay.
-            result = await workflow.execute_activity(
+            raw = await workflow.execute_activity(
                 info.name, args, heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT, **options
             )
+            result = ToolResult.model_validate(raw)
         if result.artifact is not None:
             return NodeOutput(artifact=result.artifact, preview=result.preview, usage=result.usage)
         output = await self._keep_small(node.id, key, result.output)
