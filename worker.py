@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 from activities.agent_tasks import load_task_attachments
 from activities.catalog import load_planning_catalog
 from activities.dag import load_artifact_text, offload_output
+from activities.dag_events import archive_dag_events
 from activities.goals import fetch_dag_status, load_goal_snapshot, record_run_usage, save_goal_report
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
@@ -38,6 +39,7 @@ WORKFLOWS: list[type] = [
 ]
 
 ACTIVITIES: list[Callable[..., Any]] = [
+    archive_dag_events,
     fetch_dag_status,
     load_artifact_text,
     load_agent_snapshot,

@@ -30,6 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from contracts.dag import DagSpec, NodeSpec, RunDagInput
+from contracts.search import SEARCH_ATTRIBUTES
 from contracts.tools import ToolResult
 
 with workflow.unsafe.imports_passed_through():
@@ -153,6 +154,7 @@ async def main(*, independent: int, chain: int, parallel: int, repeat: int) -> N
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         dev_server_extra_args=FAST_MATCHING,
+        search_attributes=SEARCH_ATTRIBUTES,
         plugins=[PydanticAIPlugin()],
     )
     try:

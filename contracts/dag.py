@@ -209,6 +209,20 @@ class DagEvent(BaseModel):
     at: datetime
 
 
+class StoredDagEvent(BaseModel):
+    """An event kept outside the stream: `seq` is its stream offset (the SSE id)."""
+
+    seq: int = Field(ge=0)
+    event: DagEvent
+
+
+class ArchiveDagEventsInput(BaseModel):
+    """Events about to be truncated from an execution's stream at continue-as-new."""
+
+    workflow_id: str
+    events: list[StoredDagEvent]
+
+
 class CarriedNode(BaseModel):
     """A finished node compacted for continue-as-new: short keys, epoch milliseconds."""
 

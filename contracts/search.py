@@ -6,8 +6,11 @@ GOAL_ID = SearchAttributeKey.for_keyword("GoalId")
 DAG_ID = SearchAttributeKey.for_keyword("DagId")
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+DAG_STATUS = SearchAttributeKey.for_keyword("DagStatus")
+"""A DAG execution's own status (running|suspended|succeeded|failed|cancelled), upserted by
+DagWorkflow whenever it changes, so every status filter is one visibility query."""
 
-SEARCH_ATTRIBUTES = (GOAL_ID, DAG_ID, AGENT_NAME, RUN_KIND)
+SEARCH_ATTRIBUTES = (GOAL_ID, DAG_ID, AGENT_NAME, RUN_KIND, DAG_STATUS)
 
 
 def search_attributes(

@@ -5,7 +5,6 @@ its workflow id (`goal-<goalId>-<shortid>`, or `goal-<goalId>-<time>` when a sch
 """
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,40 +27,12 @@ from contracts.search import GOAL_ID
 from contracts.usage import TokenUsage
 from core.settings import Settings
 from services.errors import Conflict, NotFound
+from services.execution_status import VISIBILITY_STATUS, RunStatus, run_status, run_status_clause
 from services.temporal_errors import application_cause, rpc_error
 from workflows.dag import DagWorkflow
 from workflows.goal import GoalWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=10)
-
-
-class RunStatus(StrEnum):
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    terminated = "terminated"
-    timed_out = "timed_out"
-
-
-_STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
-    WorkflowExecutionStatus.RUNNING: RunStatus.running,
-    WorkflowExecutionStatus.COMPLETED: RunStatus.succeeded,
-    WorkflowExecutionStatus.FAILED: RunStatus.failed,
-    WorkflowExecutionStatus.CANCELED: RunStatus.cancelled,
-    WorkflowExecutionStatus.TERMINATED: RunStatus.terminated,
-    WorkflowExecutionStatus.TIMED_OUT: RunStatus.timed_out,
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: RunStatus.running,
-}
-
-VISIBILITY_STATUS: dict[RunStatus, str] = {
-    RunStatus.running: "Running",
-    RunStatus.succeeded: "Completed",
-    RunStatus.failed: "Failed",
-    RunStatus.cancelled: "Canceled",
-    RunStatus.terminated: "Terminated",
-    RunStatus.timed_out: "TimedOut",
-}
 
 
 class RunFailure(BaseModel):
@@ -94,7 +65,7 @@ def web_ui_url(settings: Settings, workflow_id: str) -> str:
 
 
 def _status(status: WorkflowExecutionStatus | None) -> RunStatus:
-    return _STATUS.get(status, RunStatus.running) if status is not None else RunStatus.running
+    return run_status(status)
 
 
 def _goal_id(attributes: Any) -> int | None:
@@ -124,7 +95,7 @@ def runs_query(*, goal_id: int | None = None, status: RunStatus | None = None) -
     if goal_id is not None:
         query += f" AND GoalId = '{goal_id}'"
     if status is not None:
-        query += f" AND ExecutionStatus = '{VISIBILITY_STATUS[status]}'"
+        query += f" AND {run_status_clause(status)}"
     return query
 
 
@@ -161,8 +132,8 @@ async def _enumerate(iterator: Any) -> Any:
 async def count_by_status(client: Client, run_kind: str = RUN_KIND_GOAL) -> dict[str, int]:
     """How many runs of a kind (goal runs by default) Temporal holds in each status."""
     counts: dict[str, int] = {}
-    for status, name in VISIBILITY_STATUS.items():
-        query = f"RunKind = '{run_kind}' AND ExecutionStatus = '{name}'"
+    for status in VISIBILITY_STATUS:
+        query = f"RunKind = '{run_kind}' AND {run_status_clause(status)}"
         counts[status.value] = (await client.count_workflows(query)).count
     return counts
 

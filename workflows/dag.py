@@ -38,6 +38,7 @@ from contracts.dag import (
     ResumeRequest,
     RunDagInput,
 )
+from contracts.search import DAG_STATUS
 from workflows.agent_runs import provider_failure
 from workflows.dag_control import DagControl
 from workflows.dag_events import DagEvents, report_progress
@@ -53,6 +54,10 @@ RESULT_OUTPUTS_BUDGET = 256 * 1024
 """Bytes of sink outputs a DagResult may carry inline."""
 STORE_TIMEOUT = timedelta(seconds=30)
 TASK_BREAK = timedelta(milliseconds=1)
+STATUS_ATTRIBUTE_PATCH = "dag-status-search-attribute"
+"""Since this patch the execution status is upserted as the `DagStatus` search attribute."""
+ARCHIVE_EVENTS_PATCH = "dag-archive-events-before-trim"
+"""Since this patch the events a continue-as-new trims are archived by an activity first."""
 
 
 @workflow.defn
@@ -94,6 +99,7 @@ class DagWorkflow:
     async def run(self, params: RunDagInput) -> DagResult:
         """Drive the DAG to a final state; see the module docstring for failure semantics."""
         graph = self._graph
+        self._upsert_status()
         if self._fresh:
             self._events.publish("execution_started", message=params.spec.name)
             for node_id, output in params.reuse_outputs.items():
@@ -107,7 +113,7 @@ class DagWorkflow:
         except asyncio.CancelledError:
             await self._launcher.stop("execution cancelled")
             graph.close_unstarted(NodeStatus.cancelled, "execution cancelled")
-            self._status = ExecutionStatus.cancelled
+            self._set_status(ExecutionStatus.cancelled)
             self._events.publish("execution_cancelled", status=self._status)
             self._report()
             raise
@@ -135,7 +141,7 @@ class DagWorkflow:
     def _fail(self, kind: str, message: str) -> None:
         """Close every unstarted node, record the typed error and raise it (final, no retry)."""
         self._graph.close_unstarted(NodeStatus.skipped, message)
-        self._status = ExecutionStatus.failed
+        self._set_status(ExecutionStatus.failed)
         self._error = message
         self._events.publish("execution_failed", status=self._status, message=message)
         self._report()
@@ -149,7 +155,7 @@ class DagWorkflow:
                 await self._launcher.stop(graph.fatal[1])
                 self._fail(*graph.fatal)
             if graph.awaiting_resume and self._status != ExecutionStatus.suspended:
-                self._status = ExecutionStatus.suspended
+                self._set_status(ExecutionStatus.suspended)
                 node_id = graph.awaiting_resume[0]
                 message = graph.nodes[node_id].error or ""
                 self._events.publish(
@@ -186,7 +192,7 @@ class DagWorkflow:
         failed = graph.failed_nodes()
         if failed:
             self._fail(errors.DAG_FAILED, f"node(s) failed: {', '.join(failed)}")
-        self._status = ExecutionStatus.succeeded
+        self._set_status(ExecutionStatus.succeeded)
         self._events.publish("execution_succeeded", status=self._status)
         self._report()
         nodes = [n.model_copy(update={"output": None}) for n in graph.nodes.values()]
@@ -195,7 +201,10 @@ class DagWorkflow:
 
     async def _continue_as_new(self, params: RunDagInput) -> None:
         self._events.publish("continued_as_new", message=f"run {self._carry.runs + 1}")
-        self._events.trim_for_carry()
+        if workflow.patched(ARCHIVE_EVENTS_PATCH):
+            await self._events.archive_and_trim()
+        else:
+            self._events.trim_for_carry()
         spec, carry = self._graph.carry_out(params.spec)
         carry.event_seq = self._events.seq
         carry.runs = self._carry.runs + 1
@@ -206,6 +215,17 @@ class DagWorkflow:
         await self._stream.continue_as_new(
             lambda state: [following.model_copy(update={"carry": carry.model_copy(update={"stream": state})})]
         )
+
+    def _set_status(self, status: ExecutionStatus) -> None:
+        changed = status != self._status
+        self._status = status
+        if changed:
+            self._upsert_status()
+
+    def _upsert_status(self) -> None:
+        """Keep `DagStatus` in visibility equal to the status query, so lists filter in one query."""
+        if workflow.patched(STATUS_ATTRIBUTE_PATCH):
+            workflow.upsert_search_attributes([DAG_STATUS.value_set(self._status.value)])
 
     def _report(self) -> None:
         report_progress(self._graph.done, len(self._graph.nodes), self._status)
@@ -260,7 +280,7 @@ class DagWorkflow:
     def resume(self, request: ResumeRequest) -> None:
         """Un-suspend: retry the failed node, skip it (and its dependents), or patch and retry it."""
         if self._control.resume(request):
-            self._status = ExecutionStatus.running
+            self._set_status(ExecutionStatus.running)
         self._events.publish(
             "execution_resumed", node_id=request.node_id, status=self._status, message=request.action
         )

@@ -10,8 +10,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
 from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeState, ResumeRequest
+from services import dag_event_stream, dag_resume
 from services import dag_executions as service
-from services.dag_executions import ExecutionDetail, ExecutionSummary, Started
+from services.dag_event_stream import Gap
+from services.dag_execution_list import ExecutionSummary
+from services.dag_execution_list import list_executions as list_dag_executions
+from services.dag_executions import ExecutionDetail, Started
 from services.dags import SpecInvalid
 
 router = APIRouter(prefix="/api/v1", tags=["dag-executions"])
@@ -31,7 +35,7 @@ async def list_executions(
     dag_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[ExecutionSummary]:
     """DAG executions, newest first, from Temporal visibility."""
-    return await service.list_executions(
+    return await list_dag_executions(
         client,
         settings,
         dag_id=dag_id,
@@ -50,9 +54,10 @@ async def get_execution(
 
 
 @router.delete("/dag-executions/{execution_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_execution(execution_id: ExecutionId, client: TemporalDep) -> None:
-    """Delete a closed execution from Temporal; a running one answers 409 (cancel it first)."""
-    await service.delete(client, execution_id)
+async def delete_execution(execution_id: ExecutionId, session: SessionDep, client: TemporalDep) -> None:
+    """Delete a closed execution from Temporal (and its archived events); a running one answers
+    409 (cancel it first)."""
+    await service.delete(session, client, execution_id)
 
 
 @router.get("/dag-executions/{execution_id}/sub-steps")
@@ -72,13 +77,21 @@ async def _existing(execution_id: ExecutionId, client: TemporalDep) -> str:
 async def execution_events(
     execution_id: Annotated[str, Depends(_existing)],
     client: TemporalDep,
+    settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,12}$")] = None,
     after: Annotated[int | None, Query(ge=-1, description="Like Last-Event-ID")] = None,
 ) -> AsyncIterable[ServerSentEvent]:
     """Execution events as SSE; each `id` is the stream offset, so a reconnect with
-    `Last-Event-ID` resumes right after it. The stream ends when the execution closes."""
+    `Last-Event-ID` resumes right after it (archived events first, then the live stream). Offsets
+    that can no longer be delivered come as one `gap` event naming them. The stream ends when the
+    execution closes."""
     resume_after = int(last_event_id) if last_event_id is not None else after
-    async for offset, event in service.events(client, execution_id, after=resume_after):
+    async for item in dag_event_stream.events(client, settings, execution_id, after=resume_after):
+        if isinstance(item, Gap):
+            missing = {"first": item.first, "last": item.last, "message": "these events are no longer kept"}
+            yield ServerSentEvent(id=str(item.last), event="gap", data=missing)
+            continue
+        offset, event = item
         yield ServerSentEvent(id=str(offset), event=event.kind, data=event)
     yield ServerSentEvent(event="end", data={"execution_id": execution_id})
 
@@ -124,7 +137,7 @@ async def resume_dag(
     with its status; a failed or cancelled one is rerun as a new execution that reuses every
     succeeded node's output → 201 with the new execution."""
     try:
-        created, answer = await service.resume(session, client, settings, execution_id, body)
+        created, answer = await dag_resume.resume(session, client, settings, execution_id, body)
     except SpecInvalid as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -3,6 +3,7 @@
 from core.models.agent import Agent, AgentCreate, AgentPublic, AgentUpdate
 from core.models.artifact import Artifact, ArtifactPublic
 from core.models.dag import Dag, DagCreate, DagPublic, DagUpdate
+from core.models.dag_event import DagEventRecord
 from core.models.goal import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate, RunUsage
 from core.models.memory import Memory, MemoryCreate, MemoryPublic
 from core.models.provider import (
@@ -25,6 +26,7 @@ __all__ = [
     "ConnectionStatus",
     "Dag",
     "DagCreate",
+    "DagEventRecord",
     "DagPublic",
     "DagUpdate",
     "Goal",

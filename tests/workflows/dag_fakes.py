@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.dag import load_artifact_text, offload_output
 from activities.store import resolve_agent_snapshots
-from contracts.dag import DagSpec, NodeSpec, RunDagInput
+from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, NodeSpec, RunDagInput
 from contracts.tools import ToolResult
 from contracts.usage import TokenUsage
 from workflows.dag import DagWorkflow
@@ -23,6 +23,17 @@ from workflows.dag import DagWorkflow
 CALLS: Counter[str] = Counter()
 GATES: dict[str, asyncio.Event] = {}
 STARTED: dict[str, asyncio.Event] = {}
+ARCHIVED: dict[str, dict[int, DagEvent]] = {}
+"""Events the stand-in archive activity kept: workflow id -> stream offset -> event."""
+
+
+@activity.defn(name="archive_dag_events")
+async def fake_archive_dag_events(data: ArchiveDagEventsInput) -> int:
+    """The archive activity without a database (these tests have none)."""
+    kept = ARCHIVED.setdefault(data.workflow_id, {})
+    for item in data.events:
+        kept.setdefault(item.seq, item.event)
+    return len(data.events)
 
 
 def gate(key: str) -> tuple[asyncio.Event, asyncio.Event]:
@@ -92,7 +103,13 @@ def make_worker(client: Client, task_queue: str, **kwargs: Any) -> Worker:
         client,
         task_queue=task_queue,
         workflows=[DagWorkflow],
-        activities=[*FAKE_TOOLS, offload_output, load_artifact_text, resolve_agent_snapshots],
+        activities=[
+            *FAKE_TOOLS,
+            offload_output,
+            load_artifact_text,
+            resolve_agent_snapshots,
+            fake_archive_dag_events,
+        ],
         max_concurrent_activities=300,
         **kwargs,
     )

@@ -1,0 +1,138 @@
+"""Resume a DAG execution: the resume update on a suspended one, or a new execution that reuses
+every succeeded node of a closed, failed or cancelled one.
+
+A stored DAG's execution reruns from its `dags` row (today's spec and validation). A DAG that a
+goal planned has no row: it reruns from the spec and params in its own input, the first
+WorkflowExecutionStarted event of its first run (later runs carry only unfinished nodes).
+"""
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from contracts.dag import DagStatus, ExecutionStatus, NodeStatus, ResumeRequest, RunDagInput
+from contracts.search import GOAL_ID, search_attributes
+from core.settings import Settings
+from services import dags
+from services.dag_executions import (
+    EXECUTION_PREFIX,
+    ExecutionDetail,
+    Started,
+    closed_conflict,
+    get_execution,
+    handle_of,
+    query_status,
+    start_execution,
+    start_run,
+)
+from services.errors import Conflict
+from services.ids import short_id
+from services.temporal_errors import query_error, rpc_error, update_error
+from workflows.dag import DagWorkflow
+
+
+async def resume(
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    execution_id: str,
+    request: ResumeRequest | None,
+) -> tuple[bool, Started | DagStatus]:
+    """Resume an execution: (False, status) after the resume update on a suspended one, or
+    (True, new execution) that reuses every succeeded node of a closed, failed or cancelled one."""
+    detail = await get_execution(client, settings, execution_id)
+    if detail.status == ExecutionStatus.suspended:
+        return False, await _resume_suspended(client, execution_id, detail, request)
+    if detail.status in (ExecutionStatus.running, ExecutionStatus.succeeded):
+        raise Conflict(
+            f"DAG execution {execution_id} is {detail.status}; only suspended, failed or "
+            "cancelled executions can be resumed"
+        )
+    if not detail.nodes:
+        raise Conflict(f"DAG execution {execution_id} did not answer its node states")
+    reuse = {node.id: node.node_output() for node in detail.nodes if node.status == NodeStatus.succeeded}
+    first = await first_input(client, execution_id)
+    note = f"resumed from {execution_id}"
+    if detail.dag_id is not None:
+        started = await start_execution(
+            session,
+            client,
+            settings,
+            dag_id=detail.dag_id,
+            params=first.params if first is not None else {},
+            reuse_outputs=reuse,
+            note=note,
+        )
+        return True, started
+    if first is None:
+        raise Conflict(f"DAG execution {execution_id} names no DAG and its input cannot be read")
+    await dags.check_spec(session, first.spec, params=first.params)
+    goal_id = await _goal_id(client, execution_id)
+    rerun = first.model_copy(update={"reuse_outputs": reuse, "carry": None, "agents": None})
+    prefix = f"{EXECUTION_PREFIX}goal{goal_id}" if goal_id else execution_id.rsplit("-", 1)[0]
+    attributes = search_attributes(goal_id=goal_id, run_kind="dag")
+    started = await start_run(
+        client,
+        settings,
+        rerun,
+        workflow_id=f"{prefix}-{short_id()}",
+        attributes=attributes,
+        summary=f"{first.spec.name} — {note}",
+    )
+    return True, started
+
+
+async def _resume_suspended(
+    client: Client, execution_id: str, detail: ExecutionDetail, request: ResumeRequest | None
+) -> DagStatus:
+    if request is None:
+        raise Conflict(
+            f"DAG execution {execution_id} is suspended at node {detail.suspended_node}; "
+            "send {node_id, action, input} to resume it"
+        )
+    handle = handle_of(client, execution_id)
+    try:
+        await handle.execute_update(DagWorkflow.resume, request)
+    except WorkflowUpdateFailedError as exc:
+        raise update_error(exc, workflow_id=execution_id) from None
+    except RPCError as exc:
+        raise await closed_conflict(client, execution_id, "resume") from exc
+    status = await query_status(handle)
+    if status is None:
+        raise query_error(WorkflowQueryFailedError("no answer"), workflow_id=execution_id)
+    return status
+
+
+async def _goal_id(client: Client, execution_id: str) -> str | None:
+    description = await handle_of(client, execution_id).describe()
+    value = description.typed_search_attributes.get(GOAL_ID)
+    return str(value) if value is not None else None
+
+
+async def _started_input(client: Client, execution_id: str, run_id: str | None) -> tuple[Any, Any]:
+    """(the started event's attributes, its decoded RunDagInput or None) of one run."""
+    handle = client.get_workflow_handle(execution_id, run_id=run_id)
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_started_event_attributes"):
+            started = event.workflow_execution_started_event_attributes
+            payloads = started.input.payloads
+            if not payloads:
+                return started, None
+            [value] = await client.data_converter.decode(payloads[:1], [RunDagInput])
+            return started, value
+        break
+    return None, None
+
+
+async def first_input(client: Client, execution_id: str) -> RunDagInput | None:
+    """The input the execution started with: its first run's, as later runs carry a trimmed spec."""
+    handle_of(client, execution_id)  # an id that is no DAG execution is a NotFound
+    try:
+        started, value = await _started_input(client, execution_id, None)
+        if started is not None and started.first_execution_run_id and started.continued_execution_run_id:
+            started, value = await _started_input(client, execution_id, started.first_execution_run_id)
+    except RPCError as exc:
+        raise rpc_error(exc, what=f"DAG execution {execution_id}") from None
+    return value if isinstance(value, RunDagInput) else None
