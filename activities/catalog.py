@@ -6,7 +6,7 @@ from temporalio import activity
 from activities.tools.registry import describe_tools
 from contracts.planning import CatalogAgent, CatalogTool, PlanningCatalog
 from core.db import session_scope
-from core.models import Agent
+from core.models import Agent, Provider
 from core.settings import get_settings
 
 DESCRIPTION_CHARS = 300
@@ -20,12 +20,18 @@ def _summary(system_prompt: str) -> str:
 
 @activity.defn
 async def load_planning_catalog() -> PlanningCatalog:
-    """Every registered tool with its input schema, and every agent with an active version."""
+    """Every registered tool with its input schema, every agent with an active version, and each
+    provider's kind (the planner answers in the style its provider supports)."""
     async with session_scope(get_settings()) as session:
         rows = (await session.exec(select(Agent).where(col(Agent.is_active)).order_by(col(Agent.name)))).all()
+        kinds = (await session.exec(select(Provider.id, Provider.kind))).all()
     tools = [
         CatalogTool(name=t.name, description=t.description, input_schema=t.input_schema)
         for t in sorted(describe_tools(), key=lambda t: t.name)
     ]
     agents = [CatalogAgent(name=a.name, description=_summary(a.system_prompt)) for a in rows]
-    return PlanningCatalog(tools=tools, agents=agents)
+    return PlanningCatalog(
+        tools=tools,
+        agents=agents,
+        provider_kinds={int(pid): str(kind) for pid, kind in kinds if pid is not None},
+    )

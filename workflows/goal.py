@@ -14,7 +14,15 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError
 
 from contracts import errors
-from contracts.dag import DagResult, DagSpec, DagStatus, ExecutionStatus, NodeState, RunDagInput
+from contracts.dag import (
+    DagResult,
+    DagSpec,
+    DagStatus,
+    ExecutionStatus,
+    NodeSpec,
+    NodeState,
+    RunDagInput,
+)
 from contracts.goals import (
     SUMMARY_OUTPUT_CHARS,
     GoalProgress,
@@ -26,7 +34,7 @@ from contracts.goals import (
     SaveReportInput,
     StepStatus,
 )
-from contracts.planning import PLAN_INVALID, PlanResult
+from contracts.planning import PLAN_INVALID, PlanFailure, PlanResult
 from contracts.search import search_attributes
 from contracts.usage import TokenUsage
 from workflows.agent_runs import run_agent
@@ -42,6 +50,11 @@ with workflow.unsafe.imports_passed_through():
         save_goal_report,
     )
     from activities.llm import goalflow_agent
+
+DEGRADE_PATCH = "goal-degrade-to-single-agent-step"
+"""A plan that never validates no longer fails the run: it runs as one agent step (patched so
+runs recorded before it replay the old failure)."""
+DEGRADED_NODE = "answer"
 
 STORE_TIMEOUT = timedelta(seconds=30)
 STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
@@ -197,12 +210,36 @@ class GoalWorkflow:
             self._finish(plan_step, StepStatus.failed, error=exc.message)
             if exc.type == PLAN_INVALID:
                 plan_step.detail = "the planner produced no valid DAG"
+                if workflow.patched(DEGRADE_PATCH):
+                    return self._degraded_plan(goal, exc, plan_step)
             raise
         plan_step.usage = plan.usage
         plan_step.detail = f"{len(plan.spec.nodes)} node(s) in {plan.attempts} attempt(s)"
         self._finish(plan_step, StepStatus.succeeded)
         self._charge(plan.usage, goal.max_tokens_per_run, "planning")
         return plan
+
+    def _degraded_plan(self, goal: GoalSnapshot, exc: ApplicationError, plan_step: GoalStep) -> PlanResult:
+        """No valid plan after the retries: run the goal as one agent step, and say so."""
+        failure = PlanFailure.model_validate(exc.details[0]) if exc.details else None
+        usage = failure.usage if failure is not None else TokenUsage()
+        # The goal's own agent: its provider is the one this goal is known to use.
+        agent = goal.agent.name
+        spec = DagSpec(
+            name="single-step (no valid plan)",
+            nodes=[NodeSpec(id=DEGRADED_NODE, agent=agent, prompt=goal_prompt(goal))],
+        )
+        problems = "; ".join(failure.problems[:5]) if failure is not None else ""
+        plan_step.detail = (
+            f"degraded: the planner produced no valid DAG, so the goal runs as a single {agent!r} agent step"
+        )
+        plan_step.error = f"{exc.message}: {problems}" if problems else exc.message
+        plan_step.usage = usage
+        self._charge(usage, goal.max_tokens_per_run, "planning")
+        workflow.logger.warning("goal %s degraded to one agent step: %s", goal.id, plan_step.error)
+        return PlanResult(
+            spec=spec, attempts=failure.attempts if failure else 0, usage=usage, planner=goal.agent
+        )
 
     async def _run_dag(self, goal: GoalSnapshot, spec: DagSpec) -> DagResult:
         self._progress.phase = "running"

@@ -18,16 +18,29 @@ from contracts.dag import DagSpec
 from contracts.planning import (
     DEFAULT_PLAN_ATTEMPTS,
     DEFAULT_PLANNER,
+    MAX_PLAN_STEPS,
     PLAN_INVALID,
+    PLAN_OUTPUT_NAME,
     PlanFailure,
     PlanningCatalog,
     PlanResult,
+    PlanStyle,
+    plan_output_schema,
+    spec_from_plan,
 )
 from contracts.usage import TokenUsage
 from workflows.agent_runs import provider_failure
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic_ai import ModelRetry, RunContext, ToolOutput, capture_run_messages
+    from pydantic import ValidationError
+    from pydantic_ai import (
+        ModelRetry,
+        NativeOutput,
+        RunContext,
+        StructuredDict,
+        ToolOutput,
+        capture_run_messages,
+    )
     from pydantic_ai.exceptions import UnexpectedModelBehavior
     from pydantic_ai.messages import (
         ModelMessage,
@@ -127,6 +140,90 @@ def _spent(messages: list[ModelMessage]) -> TokenUsage:
     )
 
 
+NATIVE_RULES = f"""\
+You turn a goal into a short list of steps (at most {MAX_PLAN_STEPS}) that goalflow runs. Answer
+with JSON only: {{"name": ..., "steps": [...]}}. Each step is either a tool call
+{{"tool": <tool name>, "input": {{...}}, "after": []}} or an agent call
+{{"agent": <agent name>, "prompt": <what to do>, "after": []}}. Steps are numbered from 1 in
+order; "after" lists the numbers of earlier steps that must finish first. A prompt or input may
+use the output of an earlier step it lists in "after" as {{{{nodes.step<number>.output}}}}.
+Use only the tools and agents listed below.
+
+Example. Goal: "Work out 17 * 23 and explain the result."
+{{"name": "multiply-and-explain", "steps": [
+  {{"tool": "calculator", "input": {{"expression": "17 * 23"}}, "after": []}},
+  {{"agent": "summarizer", "prompt": "Explain this result in one sentence: {{{{nodes.step1.output}}}}",
+   "after": [1]}}]}}
+"""
+
+
+def native_instructions(planner: AgentSnapshot, catalog: PlanningCatalog) -> str:
+    """Short instructions for a schema-constrained planner: the schema carries tool inputs."""
+    tools = "\n".join(f"- {t.name}: {t.description}" for t in catalog.tools)
+    agents = "\n".join(f"- {a.name}: {a.description}" for a in catalog.agents)
+    parts = [planner.system_prompt, NATIVE_RULES, "Tools:\n" + tools, "Agents:\n" + agents]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _plan_problems(raw: Any, catalog: PlanningCatalog) -> tuple[DagSpec | None, list[str]]:
+    try:
+        spec = spec_from_plan(raw if isinstance(raw, dict) else {})
+    except ValidationError as exc:
+        return None, _describe_errors(exc.errors())
+    problems = validate_spec(spec, tool_schemas=catalog.tool_schemas(), agent_names=catalog.agent_names())
+    return spec, problems
+
+
+async def _plan_native(
+    prompt: str, *, goal: str, planner: AgentSnapshot, catalog: PlanningCatalog, max_attempts: int
+) -> PlanResult:
+    """Ask for a schema-constrained plan; validation problems go back as the next user message."""
+    output = NativeOutput(StructuredDict(plan_output_schema(catalog), name=PLAN_OUTPUT_NAME))
+    usage = TokenUsage()
+    history: list[ModelMessage] | None = None
+    raw: Any = None
+    problems: list[str] = []
+    for attempt in range(1, max_attempts + 1):
+        try:
+            result = await goalflow_agent.run(
+                prompt,
+                message_history=history,
+                model=planner.model_id,
+                instructions=native_instructions(planner, catalog),
+                model_settings=run_options(planner)["model_settings"],
+                output_type=output,
+            )
+        except UnexpectedModelBehavior as exc:  # not JSON of the schema even so
+            raw, problems = None, [f"the answer was not a plan: {exc.message}"]
+            break
+        except Exception as exc:
+            typed = provider_failure(exc)
+            if typed is None:
+                raise
+            raise typed from None
+        usage = usage + TokenUsage(**usage_counts(result.usage, result.new_messages()))
+        raw = result.output
+        spec, problems = _plan_problems(raw, catalog)
+        if spec is not None and not problems:
+            return PlanResult(
+                spec=spec,
+                attempts=attempt,
+                usage=usage,
+                planner=AgentSnapshot.model_validate(planner.model_dump()),
+            )
+        history = result.all_messages()
+        prompt = "The plan is invalid; fix every problem and answer again:\n" + "\n".join(
+            f"- {p}" for p in problems
+        )
+    failure = PlanFailure(goal=goal, attempts=max_attempts, problems=problems, last_attempt=raw, usage=usage)
+    raise ApplicationError(
+        f"the planner produced no valid DAG in {max_attempts} attempt(s)",
+        failure.model_dump(mode="json"),
+        type=PLAN_INVALID,
+        non_retryable=True,
+    )
+
+
 async def plan_dag(
     goal: str,
     *,
@@ -159,6 +256,10 @@ async def plan_dag(
     prompt = f"Goal:\n{goal}"
     if context:
         prompt += f"\n\nContext (a previous attempt and how it ended):\n{context}"
+    if catalog.provider_kinds.get(planner.provider_id) in PlanStyle.NATIVE_KINDS:
+        return await _plan_native(
+            prompt, goal=goal, planner=planner, catalog=catalog, max_attempts=max_attempts
+        )
     started = workflow.now()
     with capture_run_messages() as messages:
         try:

@@ -31,7 +31,7 @@ async def test_goal_histories_replay_without_nondeterminism(
     assert (full_status, budget_status, bad_status) == (
         WorkflowExecutionStatus.COMPLETED,
         WorkflowExecutionStatus.FAILED,
-        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.COMPLETED,  # no valid plan: degraded to one agent step (patched)
     )
 
     histories = [await client.get_workflow_handle(i).fetch_history() for i in (full, budget, bad)]
