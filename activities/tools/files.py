@@ -15,17 +15,27 @@ from services.errors import Invalid, NotFound
 MAX_READ_CHARS = 1_000_000
 
 
+ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_ +=@,-]*(\.[A-Za-z0-9_ +=@,-]+)*$"
+"""A plain file name: no separators, no NUL, no '..'. In the JSON schema too, so a DAG spec with a
+bad name is refused before anything runs (and a planner's grammar cannot produce one). Only in the
+schema: at run time `check_name` refuses with its precise ArtifactNameInvalid."""
+
+
 class WriteArtifactInput(ToolInput):
     """A plain file name (no directories) and its text content; an existing one is replaced."""
 
-    name: str = Field(min_length=1, max_length=store.MAX_NAME_LENGTH)
+    name: str = Field(
+        min_length=1, max_length=store.MAX_NAME_LENGTH, json_schema_extra={"pattern": ARTIFACT_NAME_PATTERN}
+    )
     content: str = Field(max_length=store.MAX_ARTIFACT_BYTES)
 
 
 class ReadArtifactInput(ToolInput):
     """The name of an artifact to read as text."""
 
-    name: str = Field(min_length=1, max_length=store.MAX_NAME_LENGTH)
+    name: str = Field(
+        min_length=1, max_length=store.MAX_NAME_LENGTH, json_schema_extra={"pattern": ARTIFACT_NAME_PATTERN}
+    )
 
 
 async def write_artifact(args: WriteArtifactInput) -> dict[str, Any]:

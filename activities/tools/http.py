@@ -62,7 +62,11 @@ class HttpRequestInput(ToolInput):
     """One HTTP request; a dict or list body is sent as JSON, a string as is."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    url: str = Field(min_length=1, max_length=8192)
+    # The scheme rule is in the schema so a DAG spec is refused when stored; at run time
+    # `parse_url` refuses with its precise UrlInvalid.
+    url: str = Field(
+        min_length=1, max_length=8192, json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+    )
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     body: str | dict[str, Any] | list[Any] | None = None
     timeout_s: float = Field(default=30, gt=0, le=55)

@@ -1,0 +1,48 @@
+"""Tool inputs that could only fail at run time are refused when the DAG is stored: artifact names
+that leave the artifacts directory, URLs that are not http(s)."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import unique
+
+
+@pytest.mark.parametrize(
+    ("tool", "tool_input", "field"),
+    [
+        ("write_artifact", {"name": "../x.md", "content": "x"}, "name"),
+        ("write_artifact", {"name": "/etc/cron.d/x", "content": "x"}, "name"),
+        ("write_artifact", {"name": "a\x00b.md", "content": "x"}, "name"),
+        ("write_artifact", {"name": "a..b", "content": "x"}, "name"),
+        ("read_artifact", {"name": "..\\secrets"}, "name"),
+        ("http_request", {"url": "file:///etc/passwd"}, "url"),
+        ("http_request", {"url": "gopher://example.com/"}, "url"),
+    ],
+)
+async def test_bad_tool_input_is_422_naming_the_node_and_stores_nothing(
+    api: httpx.AsyncClient, tool: str, tool_input: dict[str, Any], field: str
+) -> None:
+    name = unique("bad-input")
+    spec = {"name": name, "nodes": [{"id": "n1", "tool": tool, "input": tool_input}]}
+    response = await api.post("/api/v1/dags", json={"spec": spec})
+    assert response.status_code == 422, response.text
+    detail = str(response.json()["detail"])
+    assert "node 'n1'" in detail and f"input['{field}']" in detail, detail
+    listed = await api.get("/api/v1/dags", params={"name": name})
+    assert listed.json() == []
+
+
+async def test_good_names_and_templated_ones_are_accepted(api: httpx.AsyncClient) -> None:
+    spec = {
+        "name": unique("good-input"),
+        "params": {"week": "2026-W47"},
+        "nodes": [
+            {"id": "a", "tool": "write_artifact", "input": {"name": "report v2.final.md", "content": "x"}},
+            {"id": "b", "tool": "write_artifact", "input": {"name": "r-{{params.week}}.md", "content": "y"}},
+            {"id": "c", "tool": "http_request", "input": {"url": "HTTPS://example.com/x"}},
+        ],
+    }
+    response = await api.post("/api/v1/dags", json={"spec": spec})
+    assert response.status_code == 201, response.text
