@@ -207,6 +207,15 @@ class Supervisor:
         return not self._stop.is_set()
 
     async def _keep_alive(self, state: _State) -> None:
+        """Keep one child alive; a bug in here stops everything rather than hang half-started."""
+        try:
+            await self._restart_loop(state)
+        except Exception as exc:
+            self._gave_up = state.child.name
+            self.log(f"supervising {state.child.name} failed: {exc!r}; stopping everything")
+            self._stop.set()
+
+    async def _restart_loop(self, state: _State) -> None:
         """Start the child, wait for its exit, restart it — until stopped or given up."""
         child = state.child
         index = self._children.index(child)
@@ -220,7 +229,13 @@ class Supervisor:
             if not await self._wait_ports(child):
                 return
             started_at = time.monotonic()
-            proc = await self._spawn(state)
+            try:
+                proc = await self._spawn(state)
+            except OSError as exc:  # no such program, not executable, bad cwd
+                state.last_output.append(f"cannot start {list(child.argv)}: {exc}")
+                if not await self._after_exit(state, f"{child.name} could not start", 0.0, failed=True):
+                    return
+                continue
             if self._stop.is_set():  # stopped while spawning: _stop_all may not have seen it
                 await self._terminate(state)
                 return
@@ -236,7 +251,8 @@ class Supervisor:
                 return
             await self._drain(state)
             ran_s = time.monotonic() - started_at
-            if not await self._after_exit(state, returncode, ran_s, timed_out=not ready):
+            what = f"{child.name} (pid {proc.pid}) {describe_exit(returncode)} after {ran_s:.1f}s"
+            if not await self._after_exit(state, what, ran_s, failed=not ready):
                 return
 
     async def _spawn(self, state: _State) -> asyncio.subprocess.Process:
@@ -279,17 +295,18 @@ class Supervisor:
             await self._sleep(0.25)
         return False
 
-    async def _after_exit(self, state: _State, returncode: int, ran_s: float, *, timed_out: bool) -> bool:
-        """Log the death, decide between restarting (True after the backoff) and giving up."""
+    async def _after_exit(self, state: _State, what: str, ran_s: float, *, failed: bool) -> bool:
+        """Log the death, decide between restarting (True after the backoff) and giving up.
+
+        `failed` marks a start that never got ready; a quick exit counts as one too.
+        """
         child, policy = state.child, self.policy
-        pid = state.proc.pid if state.proc else "?"
         if ran_s >= policy.stable_after_s:
             state.restarts = 0
-        if ran_s < policy.startup_window_s or timed_out:
+        if ran_s < policy.startup_window_s or failed:
             state.startup_failures += 1
         else:
             state.startup_failures = 0
-        what = f"{child.name} (pid {pid}) {describe_exit(returncode)} after {ran_s:.1f}s"
         if state.startup_failures >= policy.max_startup_failures:
             self._gave_up = child.name
             self.log(

@@ -86,6 +86,16 @@ async def test_a_child_that_keeps_failing_at_start_up_stops_all_with_its_name_an
     assert not _alive(steady[0])  # the healthy child was stopped too
 
 
+async def test_a_program_that_cannot_be_started_ends_the_run_with_the_reason(tmp_path: Path) -> None:
+    out = io.StringIO()
+    missing = str(tmp_path / "no-such-program")
+    policy = RestartPolicy(initial_backoff_s=0.05, max_startup_failures=2)
+    sup = Supervisor([Child("ghost", [missing])], policy=policy, out=out)
+    assert await asyncio.wait_for(sup.run(), 30) == 1
+    assert "ghost could not start; restarting" in out.getvalue()
+    assert f"    ghost | cannot start ['{missing}']" in out.getvalue().split("giving up")[-1]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_a_signal_to_the_supervisor_stops_every_child(signum: signal.Signals) -> None:
     stubborn = [
