@@ -1,16 +1,12 @@
 """Readiness checks, each naming the part it covers."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, text
 from sqlmodel import select
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from core import local_model
@@ -18,9 +14,9 @@ from core.db import session_scope
 from core.models import ConnectionStatus, Provider
 from core.settings import Settings
 from core.temporal import connect
+from services.waiting import live_pollers
 
 CHECK_TIMEOUT_S = 5.0
-POLLER_FRESHNESS = timedelta(minutes=2)
 
 
 async def _database(settings: Settings) -> dict[str, Any]:
@@ -39,22 +35,10 @@ async def _temporal(app: FastAPI, settings: Settings) -> dict[str, Any]:
 
 
 async def _worker(client: Client, settings: Settings) -> dict[str, Any]:
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=settings.temporal_namespace,
-            task_queue=TaskQueue(name=settings.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    now = datetime.now(UTC)
-    fresh = [
-        p.identity
-        for p in response.pollers
-        if now - p.last_access_time.ToDatetime(tzinfo=UTC) < POLLER_FRESHNESS
-    ]
-    if not fresh:
+    pollers = await live_pollers(client, settings)
+    if not pollers:
         return {"ok": False, "error": f"no worker is polling task queue {settings.task_queue!r}"}
-    return {"ok": True, "pollers": len(fresh)}
+    return {"ok": True, "pollers": len(pollers)}
 
 
 async def _providers(settings: Settings) -> dict[str, Any]:

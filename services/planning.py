@@ -15,6 +15,7 @@ from services.agents import resolve_agent
 from services.errors import Invalid, NotFound
 from services.ids import short_id
 from services.temporal_errors import application_cause, domain_error
+from services.waiting import StillRunning, require_worker, wait_bounded
 from workflows.planner import PlannerWorkflow
 
 PLANNER_TIMEOUT = timedelta(minutes=10)
@@ -34,30 +35,36 @@ class PlanRejected(Invalid):
 
 async def run_planner(
     session: AsyncSession, client: Client, settings: Settings, params: PlannerInput
-) -> tuple[str, PlanResult]:
-    """Run PlannerWorkflow and wait; returns (workflow id, plan)."""
+) -> tuple[str, PlanResult | StillRunning]:
+    """Run PlannerWorkflow and wait a bounded time; returns (workflow id, plan or StillRunning).
+    NoWorker (503) when no worker is there to run it."""
     try:
         await resolve_agent(session, params.agent)
     except NotFound:
         raise Invalid(f"planning agent {params.agent!r} has no active version") from None
+    await require_worker(client, settings)
     workflow_id = f"planner-{params.agent}-{short_id()}"
-    try:
-        result = await client.execute_workflow(
-            PlannerWorkflow.run,
-            params,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            execution_timeout=PLANNER_TIMEOUT,
-            search_attributes=search_attributes(agent_name=params.agent, run_kind="planner"),
-            static_summary=f"Plan a DAG with agent {params.agent}: {params.goal[:80]}",
-        )
-    except WorkflowFailureError as exc:
-        cause = application_cause(exc)
-        if cause is not None and cause.type == PLAN_INVALID and cause.details:
-            failure = PlanFailure.model_validate(cause.details[0])
-            raise PlanRejected(failure, workflow_id=workflow_id) from None
-        raise domain_error(exc, workflow_id=workflow_id) from None
-    return workflow_id, result
+    handle = await client.start_workflow(
+        PlannerWorkflow.run,
+        params,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        execution_timeout=PLANNER_TIMEOUT,
+        search_attributes=search_attributes(agent_name=params.agent, run_kind="planner"),
+        static_summary=f"Plan a DAG with agent {params.agent}: {params.goal[:80]}",
+    )
+
+    async def plan() -> PlanResult:
+        try:
+            return await handle.result()
+        except WorkflowFailureError as exc:
+            cause = application_cause(exc)
+            if cause is not None and cause.type == PLAN_INVALID and cause.details:
+                failure = PlanFailure.model_validate(cause.details[0])
+                raise PlanRejected(failure, workflow_id=workflow_id) from None
+            raise domain_error(exc, workflow_id=workflow_id) from None
+
+    return workflow_id, await wait_bounded(handle, plan(), settings=settings)
 
 
 async def create_planned_dag(
@@ -67,9 +74,12 @@ async def create_planned_dag(
     params: PlannerInput,
     *,
     name: str | None,
-) -> tuple[Dag, str, PlanResult]:
-    """Plan a DAG for a goal and store it; returns (dag, planner workflow id, plan)."""
+) -> tuple[Dag, str, PlanResult] | StillRunning:
+    """Plan a DAG for a goal and store it; returns (dag, planner workflow id, plan), or
+    StillRunning when the planner outlives the wait (its result holds the spec to store)."""
     workflow_id, plan = await run_planner(session, client, settings, params)
+    if isinstance(plan, StillRunning):
+        return plan
     data: dict[str, Any] = {"spec": plan.spec, "name": name}
     if not plan.spec.description:
         data["description"] = params.goal[:5000]

@@ -3,8 +3,10 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
 from contracts.dag import ExecutionStatus
 from contracts.planning import DEFAULT_PLANNER, PlannerInput
@@ -15,6 +17,7 @@ from services import dags as service
 from services import planning
 from services.dag_executions import ExecutionSummary, Started
 from services.schedules import ScheduleInfo
+from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1", tags=["dags"])
 
@@ -196,16 +199,17 @@ async def dag_run(
 
 async def _plan(
     body: PlanRequest, session: SessionDep, client: TemporalDep, settings: SettingsDep
-) -> PlannedDag:
+) -> PlannedDag | StillRunning:
     params = PlannerInput(goal=body.goal, agent=body.agent)
     try:
-        dag, workflow_id, plan = await planning.create_planned_dag(
-            session, client, settings, params, name=body.name
-        )
+        planned = await planning.create_planned_dag(session, client, settings, params, name=body.name)
     except planning.PlanRejected as exc:
         raise _plan_rejected(exc) from None
     except service.SpecInvalid as exc:
         raise _spec_invalid(exc) from None
+    if isinstance(planned, StillRunning):
+        return planned
+    dag, workflow_id, plan = planned
     info = PlanInfo(
         workflow_id=workflow_id,
         agent=plan.planner.name,
@@ -216,19 +220,33 @@ async def _plan(
     return PlannedDag(dag=DagPublic.model_validate(dag), plan=info)
 
 
-@router.post("/create-dag", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/create-dag", status_code=status.HTTP_201_CREATED, response_model=PlannedDag, responses=WAITING_RESPONSES
+)
 async def create_planned_dag(
     body: PlanRequest, session: SessionDep, client: TemporalDep, settings: SettingsDep
-) -> PlannedDag:
-    """Turn a goal into a validated, stored DAG with the planner agent (422 if it never does)."""
-    return await _plan(body, session, client, settings)
+) -> PlannedDag | JSONResponse:
+    """Turn a goal into a validated, stored DAG with the planner agent (422 if it never does;
+    202 with the planner workflow, whose result holds the spec, if it outlives the wait)."""
+    planned = await _plan(body, session, client, settings)
+    if isinstance(planned, StillRunning):
+        return accepted(planned, settings)
+    return planned
 
 
-@router.post("/create-and-execute-dag", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/create-and-execute-dag",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PlannedExecution,
+    responses=WAITING_RESPONSES,
+)
 async def create_and_execute_dag(
     body: PlanAndExecuteRequest, session: SessionDep, client: TemporalDep, settings: SettingsDep
-) -> PlannedExecution:
-    """Plan and store a DAG for a goal, then start its first execution."""
+) -> PlannedExecution | JSONResponse:
+    """Plan and store a DAG for a goal, then start its first execution (202 with the planner
+    workflow and no execution if planning outlives the wait)."""
     planned = await _plan(body, session, client, settings)
+    if isinstance(planned, StillRunning):
+        return accepted(planned, settings)
     started = await _execute(session, client, settings, planned.dag.id, body.params)
     return PlannedExecution(**planned.model_dump(), execution=started)

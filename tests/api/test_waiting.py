@@ -120,3 +120,14 @@ async def test_following_an_unknown_or_foreign_workflow_is_404(api: httpx.AsyncC
     foreign = await api.get("/api/v1/workflows/goal-1-00000000")
     assert foreign.status_code == 404
     assert "not one a request hands out" in foreign.json()["detail"]
+
+
+async def test_planner_without_a_worker_answers_503_and_stores_no_dag(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    name = unique("unplanned")
+    async with api_with(settings, task_queue=unique("no-worker")) as lonely:
+        response = await lonely.post("/api/v1/create-dag", json={"goal": "anything", "name": name})
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "NoWorker"
+    assert (await api.get("/api/v1/dags", params={"name": name})).json() == []
