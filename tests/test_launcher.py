@@ -171,7 +171,7 @@ class _Availability(threading.Thread):
     def run(self) -> None:
         while not self.done.is_set():
             try:
-                status = httpx.get(f"{self.url}/health", timeout=5).status_code
+                status = httpx.get(f"{self.url}/health", timeout=30).status_code  # slow is not down
                 if status != 200:
                     self.failures.append(f"HTTP {status}")
             except httpx.TransportError as exc:
