@@ -117,6 +117,15 @@ class DagWorkflow:
             self._events.publish("execution_cancelled", status=self._status)
             self._report()
             raise
+        except ApplicationError:
+            raise  # typed and final: `_fail` closed every node state first
+        except Exception as exc:
+            # A bug fails the execution (the worker's failure types) but never leaves a node
+            # "running" in the state the closed execution answers with.
+            message = f"internal error: {type(exc).__name__}: {exc}"[:2000]
+            workflow.logger.exception("DagWorkflow failed on a bug")
+            await self._launcher.stop(message)
+            self._fail(errors.INTERNAL_ERROR, message)
         return self._finish()
 
     async def _pin_agents(self, params: RunDagInput) -> None:

@@ -43,3 +43,41 @@ async def test_a_node_whose_result_does_not_decode_fails_and_on_failure_applies(
     assert "ValidationError" in (nodes["bad"].error or "")
     assert nodes["after"].status == NodeStatus.skipped
     assert all(n.status != NodeStatus.running for n in status.nodes)
+
+
+async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_running(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from tests.workflows.dag_fakes import fake_blocker, gate
+    from workflows.dag_graph import DagGraph
+
+    original = DagGraph.process_finished
+
+    def buggy(self: DagGraph) -> None:
+        original(self)
+        if self.nodes["a"].status == NodeStatus.succeeded and self.nodes["b"].status == NodeStatus.running:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(DagGraph, "process_finished", buggy)
+    queue = new_queue()
+    gate("bug-b")
+    dag = spec(node("a"), node("b", "blocker", input={"key": "bug-b"}), node("c", depends_on=["b"]))
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[DagWorkflow],
+        activities=[fake_noop, fake_blocker],
+        # The sandbox would re-import DagGraph and miss the patch.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        workflow_failure_exception_types=[Exception],
+    ):
+        handle = await start(client, queue, dag)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        status = await handle.query(DagWorkflow.status)
+    assert failed.value.cause.type == "InternalError"  # type: ignore[attr-defined]
+    assert status.execution_status == ExecutionStatus.failed
+    nodes = {n.id: n.status for n in status.nodes}
+    assert nodes == {"a": NodeStatus.succeeded, "b": NodeStatus.cancelled, "c": NodeStatus.skipped}
