@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 
 from contracts.search import SEARCH_ATTRIBUTES
+from core import local_model
 from core.crypto import new_key
 from core.settings import DATA_DIR, GENERATED_ENV, Settings, get_settings
 from core.supervisor import Child, Supervisor
@@ -110,6 +111,17 @@ def children(settings: Settings) -> list[Child]:
         )
     parts.append(Child("worker", [python, "-m", "worker"], env=env, requires=up))
     parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up))
+    if settings.llm_provider == "local":
+        # Last, so nothing waits for the model to load; the model file is provisioned in main().
+        parts.append(
+            Child(
+                "model",
+                [python, "-m", "core.local_model"],
+                env=env,
+                ready=lambda: local_model.answers(settings),
+                ports=(settings.local_model_port,),
+            )
+        )
     if settings.telegram_bot_token is not None and (ROOT / "bot" / "main.py").exists():
         parts.append(Child("bot", [python, "-m", "bot.main"], env=env, requires=up))
     return parts
@@ -141,6 +153,12 @@ def main() -> None:
     ensure_generated_secrets()
     settings = get_settings()
     migrate(settings)  # Alembic's env runs its own event loop, so before ours starts
+    if settings.llm_provider == "local":
+        print("[goalflow] local model: checking data/models (the first start downloads ~98 MB)", flush=True)
+        try:
+            local_model.provision(settings)
+        except local_model.ProvisionError as exc:
+            sys.exit(f"[goalflow] cannot provision the local model: {exc} (or set LLM_PROVIDER)")
     sys.exit(asyncio.run(supervise(settings)))
 
 

@@ -138,6 +138,19 @@ def provision(settings: Settings) -> Path:
     return target
 
 
+async def answers(settings: Settings, *, timeout_s: float = 4.0) -> bool:
+    """Whether the server lists its model (up and loaded): the launcher's readiness check and
+    `/health/ready`'s `local_model` part."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
+            response = await http.get(f"{base_url(settings)}/models")
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
 def serve(settings: Settings, path: Path) -> None:
     """Serve the model until SIGINT/SIGTERM (llama.cpp's server runs on its own threads)."""
     import xllamacpp

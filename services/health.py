@@ -3,7 +3,6 @@
 import asyncio
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, text
 from sqlmodel import select
@@ -66,15 +65,9 @@ async def _local_model(settings: Settings) -> dict[str, Any]:
         return {"ok": True, "enabled": False}
     url = local_model.base_url(settings)
     report: dict[str, Any] = {"ok": True, "enabled": True, "base_url": url, "model": local_model.MODEL_NAME}
-    try:
-        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S - 1) as http:
-            response = await http.get(f"{url}/models")
-        report["serving"] = response.status_code == 200
-        if response.status_code != 200:
-            report["error"] = f"HTTP {response.status_code} (loading or failed)"
-    except httpx.HTTPError as exc:
-        report["serving"] = False
-        report["error"] = f"not reachable: {type(exc).__name__} (started by `python -m core.local_model`)"
+    report["serving"] = await local_model.answers(settings, timeout_s=CHECK_TIMEOUT_S - 1)
+    if not report["serving"]:
+        report["error"] = "not answering yet (loading, or `python -m core.local_model` is not running)"
     return report
 
 

@@ -49,6 +49,7 @@ def test_launcher_uses_an_external_temporal_serves_ready_and_stops_on_ctrl_c(
         "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
         "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
         "LOG_LEVEL": "WARNING",
+        "LLM_PROVIDER": "none",  # the local model has its own test (tests/test_local_model.py)
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.launcher"],
@@ -196,6 +197,7 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
         "DATABASE_URL": f"sqlite:///{cwd / 'app.db'}",
         "ARTIFACTS_DIR": str(cwd / "artifacts"),
         "LOG_LEVEL": "WARNING",
+        "LLM_PROVIDER": "none",  # the local model has its own test (tests/test_local_model.py)
     }
     for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS"):
         env.pop(inherited, None)  # the launcher starts its own server and generates secrets
@@ -298,3 +300,18 @@ async def test_a_temporal_server_killed_with_sigkill_comes_back_on_its_port_with
     assert described.id == handle.id
     assert availability.checks > 0 and availability.failures == []
     assert launcher.pids("api") == [api_pid] and _alive(api_pid)
+
+
+@pytest.mark.parametrize(("provider", "expected"), [("local", True), ("none", False), ("openai", False)])
+def test_the_local_model_is_a_supervised_child_only_with_llm_provider_local(
+    provider: str, expected: bool
+) -> None:
+    from core.launcher import children
+
+    settings = Settings(llm_provider=provider, openai_api_key="sk-unused")  # type: ignore[arg-type]
+    parts = {child.name: child for child in children(settings)}
+    assert ("model" in parts) is expected
+    if expected:
+        assert list(parts["model"].argv)[-2:] == ["-m", "core.local_model"]
+        assert parts["model"].ports == (settings.local_model_port,)
+        assert parts["model"].ready is not None
