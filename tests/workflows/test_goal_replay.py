@@ -1,21 +1,38 @@
-"""GoalWorkflow replays deterministically: a full run (plan, child DAG, summary), a budget stop
-and a failed plan."""
+"""GoalWorkflow replays deterministically: fresh runs (plan, child DAG, summary; a budget stop; a
+plan that never validates) and the runs recorded before later, patched changes.
+
+Re-record the kept histories (after a deliberate, patched change) with
+`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_goal_replay.py`; keep the older files,
+they are what in-flight runs of the previous code look like.
+"""
+
+import json
+from pathlib import Path
 
 import httpx
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.fakes.openai_server import FakeOpenAI
-from tests.workflows.replay import replayer
+from tests.workflows.replay import HISTORIES, RECORD, record, recorded, replay_all, replayer
 from workflows.goal import GoalWorkflow
 
 INVALID_PLAN = {"name": "broken", "nodes": [{"id": "a", "tool": "no_such_tool"}]}
+RECORDED_BEFORE_SUMMARIZER = {
+    "full": HISTORIES / "goal_full_before_summarizer.json",
+    "degraded": HISTORIES / "goal_degraded_before_summarizer.json",
+}
+"""Runs whose summary the goal's own agent wrote: recorded before `goal-summary-by-summarizer`."""
 
 
 async def _run(api: httpx.AsyncClient, client: Client, goal_id: int) -> tuple[str, WorkflowExecutionStatus]:
     run_id = (await api.post(f"/api/v1/goals/{goal_id}/run")).json()["id"]
     return run_id, await wait_closed(client, run_id)
+
+
+def _from_file(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(GoalWorkflow.__name__, json.loads(recorded(path)))
 
 
 async def test_goal_histories_replay_without_nondeterminism(
@@ -37,6 +54,15 @@ async def test_goal_histories_replay_without_nondeterminism(
     histories = [await client.get_workflow_handle(i).fetch_history() for i in (full, budget, bad)]
     full_types = [e.event_type for e in histories[0].events]
     assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in full_types
-    replay = replayer(GoalWorkflow)
+    await replay_all(replayer(GoalWorkflow), histories)
+    if RECORD:  # older recordings are kept under their own names, never overwritten
+        record(HISTORIES / "goal_full.json", histories[0])
+        record(HISTORIES / "goal_degraded.json", histories[2])
+
+
+async def test_goal_runs_recorded_before_the_summarizer_change_still_replay() -> None:
+    histories = [_from_file(path) for path in RECORDED_BEFORE_SUMMARIZER.values()]
     for history in histories:
-        await replay.replay_workflow(history)
+        types = [e.event_type for e in history.events]
+        assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    await replay_all(replayer(GoalWorkflow), histories)
