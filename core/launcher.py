@@ -14,11 +14,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from contracts.search import SEARCH_ATTRIBUTES
 from core import local_model
 from core.crypto import new_key
-from core.settings import DATA_DIR, GENERATED_ENV, Settings, get_settings
+from core.settings import DATA_DIR, GENERATED_ENV, Settings, describe_settings_error, get_settings
 from core.supervisor import Child, Supervisor
 from core.temporal import connect
 
@@ -149,9 +150,12 @@ async def supervise(settings: Settings) -> int:
 
 
 def main() -> None:
-    """Entry point for `make run`."""
-    ensure_generated_secrets()
-    settings = get_settings()
+    """Entry point for `make run`; bad settings end it with one line per variable, no traceback."""
+    try:
+        ensure_generated_secrets()
+        settings = get_settings()
+    except ValidationError as exc:
+        sys.exit("\n".join(f"[goalflow] bad setting {line}" for line in describe_settings_error(exc)))
     migrate(settings)  # Alembic's env runs its own event loop, so before ours starts
     if settings.llm_provider == "local":
         print("[goalflow] local model: checking data/models (the first start downloads ~98 MB)", flush=True)

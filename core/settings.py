@@ -4,15 +4,30 @@ Values come from the environment, then `.env`, then `data/generated.env` — the
 writes with a generated API token and encryption key so a fresh checkout runs with no setup.
 """
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DATA_DIR = Path("data")
 GENERATED_ENV = DATA_DIR / "generated.env"
+
+
+def _split_list(value: Any) -> Any:
+    """A list setting from the environment: JSON (`[1001, 1002]`) or comma-separated (`1001,1002`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+IntList = Annotated[list[int], NoDecode]
+StrList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -35,11 +50,12 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
-    telegram_allowed_user_ids: list[int] = []
+    telegram_allowed_user_ids: IntList = []
+    telegram_notify_chat_ids: IntList = []
     telegram_api_base: str | None = None
     artifacts_dir: Path = DATA_DIR / "artifacts"
     log_level: str = "INFO"
-    http_allowlist: list[str] = []
+    http_allowlist: StrList = []
     # The default LLM provider registered on start (services/defaults.py); `local` is the
     # embedded model served by `python -m core.local_model`, `none` registers nothing.
     llm_provider: Literal["local", "openai", "openrouter", "ollama", "none"] = "local"
@@ -56,6 +72,11 @@ class Settings(BaseSettings):
     wait_timeout_s: float = Field(default=60, gt=0, le=600)
     """How long a request that answers from a workflow (agent test, task, planner) waits before
     it answers 202 with the workflow id to follow."""
+
+    @field_validator("telegram_allowed_user_ids", "telegram_notify_chat_ids", "http_allowlist", mode="before")
+    @classmethod
+    def _list_from_env(cls, value: Any) -> Any:
+        return _split_list(value)
 
     @field_validator("database_url")
     @classmethod
@@ -101,6 +122,16 @@ class Settings(BaseSettings):
     def workflow_ui_url(self, workflow_id: str) -> str:
         """The Web UI page of one workflow (its latest run)."""
         return f"{self.web_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+def describe_settings_error(exc: ValidationError) -> list[str]:
+    """One line per bad variable, named as people set it (`TELEGRAM_ALLOWED_USER_IDS: ...`),
+    without echoing the value (it may be a secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        lines.append(f"{field}: {error['msg']}")
+    return lines
 
 
 @lru_cache
