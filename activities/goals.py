@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 from temporalio import activity
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
@@ -16,6 +17,7 @@ from contracts.dag import DagStatus
 from contracts.goals import (
     GOAL_NOT_FOUND,
     GOAL_NOT_RUNNABLE,
+    SUMMARIZER_AGENT,
     GoalSnapshot,
     RecordUsageInput,
     SaveReportInput,
@@ -28,18 +30,22 @@ from services.artifacts import safe_name, save_artifact
 from workflows.dag import DagWorkflow
 
 
+def _active(name: str) -> SelectOfScalar[Agent]:
+    return select(Agent).where(Agent.name == name, col(Agent.is_active))
+
+
 @activity.defn
 async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
-    """The goal as it is now, with the active version of its agent pinned for this run."""
+    """The goal as it is now, with the active versions of its agent and of the `summarizer`
+    pinned for this run, so an edit while it runs changes neither its plan nor its report."""
     async with session_scope(get_settings()) as session:
         goal = await session.get(Goal, goal_id)
         if goal is None:
             raise ApplicationError(f"goal {goal_id} does not exist", type=GOAL_NOT_FOUND, non_retryable=True)
         if goal.status == GoalStatus.archived:
             raise ApplicationError(f"goal {goal_id} is archived", type=GOAL_NOT_RUNNABLE, non_retryable=True)
-        agent = (
-            await session.exec(select(Agent).where(Agent.name == goal.agent_name, col(Agent.is_active)))
-        ).first()
+        agent = (await session.exec(_active(goal.agent_name))).first()
+        summarizer = (await session.exec(_active(SUMMARIZER_AGENT))).first()
     if agent is None:
         raise ApplicationError(
             f"no active version of agent {goal.agent_name!r}",
@@ -53,6 +59,7 @@ async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
         params=goal.params,
         max_tokens_per_run=goal.max_tokens_per_run,
         agent=snapshot_of(agent),
+        summarizer=snapshot_of(summarizer) if summarizer is not None else None,
     )
 
 

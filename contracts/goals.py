@@ -17,6 +17,9 @@ RUN_KIND_GOAL = "goal"
 GOAL_NOT_FOUND = "GoalNotFound"
 GOAL_NOT_RUNNABLE = "GoalNotRunnable"
 
+SUMMARIZER_AGENT = "summarizer"
+"""The default agent (services/defaults registers it) that writes every goal run's report."""
+
 SUMMARY_OUTPUT_CHARS = 4000
 """Each node's output is cut to this many characters in the summary prompt."""
 
@@ -30,7 +33,8 @@ class GoalRunInput(BaseModel):
 
 
 class GoalSnapshot(BaseModel):
-    """The goal as it was when the run started, with its agent version pinned."""
+    """The goal as it was when the run started, with its agent version pinned (it plans) and the
+    active `summarizer` version pinned too (it writes the report; None when there is none)."""
 
     id: int
     title: str
@@ -38,6 +42,7 @@ class GoalSnapshot(BaseModel):
     params: dict[str, Any] = {}
     max_tokens_per_run: int | None = None
     agent: AgentSnapshot
+    summarizer: AgentSnapshot | None = None
 
 
 class StepStatus(StrEnum):
@@ -86,6 +91,9 @@ class GoalRunResult(BaseModel):
     artifacts: list[str] = []
     summary: str = ""
     dag_workflow_id: str
+    summary_agent_name: str | None = None
+    """Who wrote the summary (None in runs from before the summarizer wrote it: the goal's agent)."""
+    summary_agent_version: int | None = None
 
 
 class SaveReportInput(BaseModel):

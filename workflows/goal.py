@@ -1,5 +1,8 @@
 """GoalWorkflow: one run of a goal — pin it, plan a DAG, run the DAG as a child, summarise.
 
+The goal's agent (default `planner`) plans; the `summarizer` agent pinned with it at the start
+writes the report (the goal's own agent when there is no summarizer, and the summary step says so).
+
 Every step is visible while it happens through the `steps` query; the result lists the same
 steps with token usage and the artifacts produced. A token budget (`max_tokens_per_run`) covers
 planning, the DAG and the summary; crossing it fails the run with `TokenBudgetExceeded`.
@@ -14,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError
 
 from contracts import errors
+from contracts.agents import AgentSnapshot
 from contracts.dag import (
     DagResult,
     DagSpec,
@@ -24,6 +28,7 @@ from contracts.dag import (
     RunDagInput,
 )
 from contracts.goals import (
+    SUMMARIZER_AGENT,
     SUMMARY_OUTPUT_CHARS,
     GoalProgress,
     GoalRunInput,
@@ -55,6 +60,9 @@ DEGRADE_PATCH = "goal-degrade-to-single-agent-step"
 """A plan that never validates no longer fails the run: it runs as one agent step (patched so
 runs recorded before it replay the old failure)."""
 DEGRADED_NODE = "answer"
+SUMMARY_PATCH = "goal-summary-by-summarizer"
+"""The report is written by the `summarizer` agent pinned at the start, no longer by the goal's
+own agent (patched so runs recorded before it replay with the goal's agent writing it)."""
 
 STORE_TIMEOUT = timedelta(seconds=30)
 STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
@@ -81,7 +89,7 @@ def _clip(value: Any) -> str:
 
 
 def summary_prompt(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
-    """Ask the goal's agent for a report from each node's (clipped) output."""
+    """Ask the summary's writer for a report from each node's (clipped) output."""
     lines = [
         f"Goal: {goal.title}",
         goal.objective,
@@ -279,14 +287,31 @@ class GoalWorkflow:
         by_id = {node.id: _node_step(node) for node in nodes}
         self._progress.steps = [by_id.get(s.id, s) if s.kind == "node" else s for s in self._progress.steps]
 
+    @staticmethod
+    def _summary_writer(goal: GoalSnapshot) -> tuple[AgentSnapshot, str | None]:
+        """Who writes the report, decided as the run starts (like its planner): the `summarizer`
+        pinned with the goal, else the goal's own agent with a note saying why."""
+        if not workflow.patched(SUMMARY_PATCH):
+            return goal.agent, None  # recorded before the summarizer wrote reports
+        if goal.summarizer is None:
+            note = (
+                f"no active {SUMMARIZER_AGENT!r} agent, so the goal's own agent "
+                f"{goal.agent.name!r} writes the report"
+            )
+            return goal.agent, note
+        return goal.summarizer, None
+
     async def _run(self, goal: GoalSnapshot) -> GoalRunResult:
         budget = goal.max_tokens_per_run
+        writer, fallback_note = self._summary_writer(goal)
         plan = await self._plan(goal)
         remaining = None if budget is None else budget - self._progress.usage.total_tokens
         # Unattended runs fail cleanly (resumable with /resume-dag) instead of waiting suspended.
         spec = plan.spec.model_copy(update={"max_tokens_per_run": remaining, "on_failure": "fail"})
         self._progress.steps += [GoalStep(id=n.id, kind="node") for n in spec.nodes]
-        summary_step = GoalStep(id="summary", kind="summary", detail=f"report by {goal.agent.name}")
+        summary_step = GoalStep(
+            id="summary", kind="summary", detail=fallback_note or f"report by {writer.name} v{writer.version}"
+        )
         self._progress.steps.append(summary_step)
 
         result = await self._run_dag(goal, spec)
@@ -294,8 +319,8 @@ class GoalWorkflow:
 
         self._progress.phase = "summarising"
         self._start(summary_step)
-        workflow.set_current_details(f"summarising with {goal.agent.name}")
-        agent = goal.agent
+        workflow.set_current_details(f"summarising with {writer.name} v{writer.version}")
+        agent = writer
         if budget is not None:
             left = budget - self._progress.usage.total_tokens
             cap = left if agent.max_tokens is None else min(agent.max_tokens, left)
@@ -321,7 +346,7 @@ class GoalWorkflow:
             summary="save summary report",
         )
         summary_step.artifact = artifact
-        summary_step.detail = text[:200]
+        summary_step.detail = (f"{fallback_note}: {text}" if fallback_note else text)[:200]
         self._finish(summary_step, StepStatus.succeeded)
         self._progress.phase = "finished"
         workflow.set_current_details(f"finished: {self._progress.usage.total_tokens} tokens")
@@ -337,4 +362,6 @@ class GoalWorkflow:
             artifacts=[*node_artifacts, artifact],
             summary=text,
             dag_workflow_id=self._progress.dag_workflow_id or "",
+            summary_agent_name=writer.name,
+            summary_agent_version=writer.version,
         )

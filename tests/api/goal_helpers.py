@@ -26,6 +26,39 @@ def submit(spec: dict[str, Any]) -> Any:
     return lambda body: tool_call(PLAN_TOOL, spec)
 
 
+SUMMARIZER_MODEL = "fake-summarizer"
+"""The fake model the session's `summarizer` agent answers on: every goal run's report goes there."""
+
+
+def summarize(body: dict[str, Any]) -> dict[str, Any]:
+    """The fake summarizer: a report quoting the end of what it was asked."""
+    return {"role": "assistant", "content": f"report: {str(body['messages'][-1]['content'])[-60:]}"}
+
+
+async def use_fake_summarizer(api: httpx.AsyncClient, fake: FakeOpenAI) -> dict[str, Any]:
+    """Make the active `summarizer` answer on the fake server (a new version), unless it does.
+
+    The API's start registered `summarizer` on the embedded local model, which tests do not run.
+    Its provider is named like a default one (`default-…`), so `ensure_defaults` (as the real
+    local-model test calls it) still moves the default summarizer onto its own default provider.
+    """
+    fake.handlers[SUMMARIZER_MODEL] = summarize
+    active = await api.get("/api/v1/agents/resolve/summarizer")
+    if active.status_code == 200 and active.json()["model"] == SUMMARIZER_MODEL:
+        return dict(active.json())
+    provider = await make_provider(api, fake, name=unique("default-fake"))
+    body = {
+        "name": "summarizer",
+        "provider_id": provider["id"],
+        "model": SUMMARIZER_MODEL,
+        "system_prompt": "You summarise the text you are given.",
+        "activate": True,
+    }
+    created = await api.post("/api/v1/agents", json=body)
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
 def planner_then_echo(spec: dict[str, Any]) -> Any:
     """A handler: plan requests (they offer the plan tool) get `spec`, everything else an echo."""
 
@@ -42,7 +75,9 @@ def planner_then_echo(spec: dict[str, Any]) -> Any:
 async def make_goal_agent(
     api: httpx.AsyncClient, fake: FakeOpenAI, plan: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """An agent on its own fake model that plans `plan` and answers everything else."""
+    """An agent on its own fake model that plans `plan` and answers everything else; the
+    session's `summarizer` on the fake too, since it writes every goal run's report."""
+    await use_fake_summarizer(api, fake)
     provider = await make_provider(api, fake)
     agent = await make_agent(api, provider["id"], system_prompt="You plan and report.", **extra)
     fake.handlers[agent["model"]] = planner_then_echo(plan or SIMPLE_PLAN)

@@ -1,11 +1,23 @@
 """Goals: CRUD, and a run that plans a DAG, runs it as a child workflow and writes a report."""
 
+from typing import Any
+
 import httpx
+from sqlmodel import col, update
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from contracts.search import GOAL_ID, RUN_KIND
+from core.db import session_scope
+from core.models import Agent
 from core.settings import Settings
-from tests.api.goal_helpers import SIMPLE_PLAN, make_goal, make_goal_agent, wait_closed
+from tests.api.goal_helpers import (
+    SIMPLE_PLAN,
+    SUMMARIZER_MODEL,
+    make_goal,
+    make_goal_agent,
+    use_fake_summarizer,
+    wait_closed,
+)
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -43,10 +55,16 @@ async def test_goal_crud_with_status_filter_and_pagination(api: httpx.AsyncClien
     assert (await api.post(f"/api/v1/goals/{first['id']}/run")).status_code == 404
 
 
-async def test_goal_run_plans_runs_the_dag_as_a_child_and_writes_a_summary_report(
+def _asked_about(fake: FakeOpenAI, model: str, goal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests to `model` whose messages name this goal (the summary prompt starts with its title)."""
+    return [c for c in fake.calls(model) if goal["title"] in str(c["body"]["messages"])]
+
+
+async def test_goal_run_plans_runs_the_dag_as_a_child_and_the_summarizer_writes_the_report(
     api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
 ) -> None:
     agent = await make_goal_agent(api, fake_llm)
+    summarizer = await use_fake_summarizer(api, fake_llm)
     goal = await make_goal(api, agent["name"])
 
     started = await api.post(f"/api/v1/goals/{goal['id']}/run")
@@ -69,9 +87,15 @@ async def test_goal_run_plans_runs_the_dag_as_a_child_and_writes_a_summary_repor
     text = (await api.get(f"/api/v1/artifacts/{report}")).text
     assert goal["title"] in text and "report:" in text
 
-    # The summary prompt carried the DAG's output to the goal's agent.
-    summary_call = fake_llm.calls(agent["model"])[-1]
+    # The goal's agent only planned; the summary prompt, with the DAG's output, went to the
+    # model of the `summarizer` version pinned at the start.
+    assert len(fake_llm.calls(agent["model"])) == 1
+    [summary_call] = _asked_about(fake_llm, SUMMARIZER_MODEL, goal)
     assert "42" in str(summary_call["body"]["messages"])
+    assert (result["summary_agent_name"], result["summary_agent_version"]) == (
+        "summarizer",
+        summarizer["version"],
+    )
     child = await client.get_workflow_handle(result["dag_workflow_id"]).describe()
     assert child.workflow_type == "DagWorkflow"
     assert child.typed_search_attributes.get(GOAL_ID) == str(goal["id"])
@@ -96,6 +120,33 @@ async def test_goal_run_degrades_to_one_agent_step_and_says_so_when_no_plan_vali
     assert "no valid DAG" in plan["error"]
     assert (answer["id"], answer["status"]) == ("answer", "succeeded")
     assert summary["status"] == "succeeded"
+
+
+async def test_goal_run_without_a_summarizer_has_the_goals_agent_write_the_report_and_says_so(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI, settings: Settings
+) -> None:
+    agent = await make_goal_agent(api, fake_llm)
+    summarizer = await use_fake_summarizer(api, fake_llm)
+    goal = await make_goal(api, agent["name"])
+    async with session_scope(settings) as session:  # no active `summarizer` (no API does this)
+        await session.exec(update(Agent).where(col(Agent.name) == "summarizer").values(is_active=False))
+        await session.commit()
+    try:
+        run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
+        assert await wait_closed(client, run_id) == WorkflowExecutionStatus.COMPLETED
+    finally:
+        restored = await api.post(f"/api/v1/agents/{summarizer['id']}/activate")
+        assert restored.status_code == 200, restored.text
+
+    run = (await api.get(f"/api/v1/runs/{run_id}")).json()
+    summary = run["result"]["steps"][-1]
+    assert (summary["id"], summary["status"]) == ("summary", "succeeded")
+    assert summary["detail"].startswith(
+        f"no active 'summarizer' agent, so the goal's own agent {agent['name']!r} writes the report: report:"
+    )
+    assert run["result"]["summary_agent_name"] == agent["name"]
+    assert len(fake_llm.calls(agent["model"])) == 2  # the plan, then the report
+    assert _asked_about(fake_llm, SUMMARIZER_MODEL, goal) == []
 
 
 async def test_goal_run_stops_with_token_budget_exceeded(

@@ -24,6 +24,8 @@ RECORDED_BEFORE_SUMMARIZER = {
     "degraded": HISTORIES / "goal_degraded_before_summarizer.json",
 }
 """Runs whose summary the goal's own agent wrote: recorded before `goal-summary-by-summarizer`."""
+RECORDED_FULL = HISTORIES / "goal_full.json"
+"""A full run of today's code (the `summarizer` writes the report)."""
 
 
 async def _run(api: httpx.AsyncClient, client: Client, goal_id: int) -> tuple[str, WorkflowExecutionStatus]:
@@ -56,12 +58,11 @@ async def test_goal_histories_replay_without_nondeterminism(
     assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in full_types
     await replay_all(replayer(GoalWorkflow), histories)
     if RECORD:  # older recordings are kept under their own names, never overwritten
-        record(HISTORIES / "goal_full.json", histories[0])
-        record(HISTORIES / "goal_degraded.json", histories[2])
+        record(RECORDED_FULL, histories[0])
 
 
-async def test_goal_runs_recorded_before_the_summarizer_change_still_replay() -> None:
-    histories = [_from_file(path) for path in RECORDED_BEFORE_SUMMARIZER.values()]
+async def test_goal_runs_recorded_before_and_after_the_summarizer_change_still_replay() -> None:
+    histories = [_from_file(path) for path in [*RECORDED_BEFORE_SUMMARIZER.values(), RECORDED_FULL]]
     for history in histories:
         types = [e.event_type for e in history.events]
         assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
