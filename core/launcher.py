@@ -139,7 +139,7 @@ async def supervise(settings: Settings) -> int:
     def banner() -> None:
         print(
             "\n[goalflow] running — Ctrl-C stops everything\n"
-            f"  API docs   http://127.0.0.1:{settings.api_port}/docs\n"
+            f"  API docs   http://{settings.api_host}:{settings.api_port}/docs\n"
             f"  Web UI     {settings.web_ui_url}\n"
             f"  Temporal   {settings.temporal_target} (task queue {settings.task_queue})\n"
             f"  API token  {token}\n",

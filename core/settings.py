@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     task_queue: str = "goalflow"
     api_token: SecretStr | None = None
     api_port: int = 8000
+    api_host: str = "127.0.0.1"
+    """Where the API listens: loopback unless told otherwise (compose sets 0.0.0.0)."""
+    cors_origins: StrList = []
+    """Browser origins allowed to call the API (Web App, Temporal Web UI codec calls); none by default."""
     encryption_keys: SecretStr | None = None
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
@@ -73,7 +77,13 @@ class Settings(BaseSettings):
     """How long a request that answers from a workflow (agent test, task, planner) waits before
     it answers 202 with the workflow id to follow."""
 
-    @field_validator("telegram_allowed_user_ids", "telegram_notify_chat_ids", "http_allowlist", mode="before")
+    @field_validator(
+        "telegram_allowed_user_ids",
+        "telegram_notify_chat_ids",
+        "http_allowlist",
+        "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _list_from_env(cls, value: Any) -> Any:
         return _split_list(value)
