@@ -100,6 +100,12 @@ async def load_provider_client(provider_id: int) -> tuple[Provider, AsyncOpenAI]
             api_key = decrypt(settings, provider.encrypted_api_key)
         except CryptoError as exc:
             raise ApplicationError(str(exc), type=errors.SECRET_UNREADABLE, non_retryable=True) from None
+        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+            raise ApplicationError(
+                f"the API key of provider {provider.name!r} cannot be sent in an HTTP header; set a new one",
+                type=errors.PROVIDER_KEY_INVALID,
+                non_retryable=True,
+            )
     return provider, openai_client(kind=provider.kind, base_url=provider.base_url, api_key=api_key)
 
 

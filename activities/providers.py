@@ -50,7 +50,7 @@ async def validate_provider(provider_id: int) -> ProviderCheck:
     try:
         _, client = await load_provider_client(provider_id)
     except ApplicationError as exc:
-        if exc.type != errors.SECRET_UNREADABLE:
+        if exc.type not in (errors.SECRET_UNREADABLE, errors.PROVIDER_KEY_INVALID):
             raise  # the provider is gone: nothing to record
         # A key no configured ENCRYPTION_KEYS entry opens is this provider's problem to report.
         check = ProviderCheck(ok=False, error=exc.message)

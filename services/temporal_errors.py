@@ -16,6 +16,7 @@ _BY_TYPE: dict[str, type[DomainError]] = {
     errors.AGENT_NOT_FOUND: NotFound,
     errors.PROVIDER_NOT_FOUND: Invalid,
     errors.PROVIDER_INACTIVE: Conflict,
+    errors.PROVIDER_KEY_INVALID: Invalid,
 }
 
 _UPDATE_BY_TYPE: dict[str, type[DomainError]] = {

@@ -52,8 +52,21 @@ def http_url(base_url: str | None) -> str | None:
     return base_url
 
 
+def header_safe_key(api_key: SecretStr | None) -> SecretStr | None:
+    """A key is sent in an HTTP header: visible ASCII only (no spaces, no other scripts), or 422
+    now instead of an encoding error on every later call. The value is never echoed."""
+    if api_key is not None and not all("!" <= char <= "~" for char in api_key.get_secret_value()):
+        raise ValueError("api_key must be visible ASCII characters only (it is sent in an HTTP header)")
+    return api_key
+
+
 class ProviderCreate(ProviderBase):
     api_key: SecretStr | None = Field(default=None, max_length=1000)
+
+    @field_validator("api_key")
+    @classmethod
+    def _header_safe(cls, api_key: SecretStr | None) -> SecretStr | None:
+        return header_safe_key(api_key)
 
     @field_validator("base_url")
     @classmethod
@@ -72,6 +85,11 @@ class ProviderUpdate(SQLModel):
     base_url: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
     api_key: SecretStr | None = Field(default=None, max_length=1000)
+
+    @field_validator("api_key")
+    @classmethod
+    def _header_safe(cls, api_key: SecretStr | None) -> SecretStr | None:
+        return header_safe_key(api_key)
 
     @field_validator("base_url")
     @classmethod

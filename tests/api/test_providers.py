@@ -223,3 +223,48 @@ async def test_validate_unknown_provider_is_404(api: httpx.AsyncClient) -> None:
     response = await api.post(f"{PROVIDERS}/999999/validate")
     assert response.status_code == 404
     assert "999999" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("bad_key", ["sk-ключ", "sk with space", "sk-\x00nul", "sk-tab\t"])
+async def test_a_key_that_cannot_be_sent_in_a_header_is_422_and_stores_nothing(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, bad_key: str
+) -> None:
+    name = unique("badkey")
+    body = {"name": name, "kind": "openai_compatible", "base_url": fake_llm.base_url, "api_key": bad_key}
+    response = await api.post("/api/v1/providers", json=body)
+    assert response.status_code == 422, response.text
+    assert "HTTP header" in str(response.json()["detail"])
+    assert bad_key not in response.text
+    listed = await api.get("/api/v1/providers", params={"limit": 500})
+    assert name not in [p["name"] for p in listed.json()]
+    provider = await make_provider(api, fake_llm)
+    patched = await api.patch(f"/api/v1/providers/{provider['id']}", json={"api_key": bad_key})
+    assert patched.status_code == 422
+    assert (await api.get(f"/api/v1/providers/{provider['id']}")).json()["api_key_hint"] == provider[
+        "api_key_hint"
+    ]
+
+
+async def test_a_stored_key_that_cannot_be_sent_is_a_clear_answer_not_a_502(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, settings: Any
+) -> None:
+    from core.crypto import encrypt
+    from core.db import session_scope
+    from core.models import Provider
+
+    provider = await make_provider(api, fake_llm)
+    async with session_scope(settings) as session:  # a key stored before keys were checked
+        row = await session.get(Provider, provider["id"])
+        assert row is not None
+        row.encrypted_api_key = encrypt(settings, "sk-ключ")
+        session.add(row)
+        await session.commit()
+    validated = await api.post(f"/api/v1/providers/{provider['id']}/validate")
+    assert validated.status_code == 200, validated.text
+    assert validated.json()["ok"] is False
+    assert validated.json()["provider"]["connection_status"] == "error"
+    assert "HTTP header" in validated.json()["provider"]["last_error"]
+    agent = await make_agent(api, provider["id"])
+    tested = await api.post(f"/api/v1/agents/{agent['id']}/test", json={"prompt": "hi"})
+    assert tested.status_code == 422, tested.text
+    assert "HTTP header" in tested.json()["detail"]
