@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from temporalio.service import RPCError
 
 from api.deps import require_token
+from api.limits import BodySizeLimit
 from api.routes import (
     agents,
     artifacts,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = None
+    app.add_middleware(BodySizeLimit)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

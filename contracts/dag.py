@@ -19,6 +19,8 @@ NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
 MAX_NODES = 10_000
 MAX_PARALLEL = 256
 MAX_SPEC_BYTES = 1_000_000
+MAX_PARAMS_BYTES = 256 * 1024
+"""Run params ride in the workflow input next to the spec: well inside Temporal's payload limit."""
 """Compact JSON size of a whole spec; it travels in the workflow input (Temporal caps a payload
 at 2 MB), together with params, pinned agents and continue-as-new state."""
 

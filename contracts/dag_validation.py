@@ -4,6 +4,7 @@ Pure: the tool schemas and agent names come in as arguments, so the API, the pla
 share one implementation without touching the database or the registry.
 """
 
+import json
 from collections import deque
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from contracts.dag import MAX_NODES, MAX_SPEC_BYTES, DagSpec, NodeSpec
+from contracts.dag import MAX_NODES, MAX_PARAMS_BYTES, MAX_SPEC_BYTES, DagSpec, NodeSpec
 from contracts.templates import Reference, TemplateError, has_template, parse, template_texts
 
 
@@ -149,7 +150,7 @@ def validate_spec(
         spec: The parsed spec (pydantic already checked field shapes).
         tool_schemas: Registered tool name → JSON schema of its input.
         agent_names: Names of agents that have an active version.
-        params: Run params that will be merged over `spec.params`; their names count as known.
+        params: Run params that will be merged over `spec.params`; each must be declared there.
     """
     problems: list[str] = []
     if len(spec.nodes) > MAX_NODES:
@@ -157,6 +158,7 @@ def validate_spec(
     size = len(spec.model_dump_json())
     if size > MAX_SPEC_BYTES:
         problems.append(f"spec too large: {size} bytes of JSON > {MAX_SPEC_BYTES}")
+    problems.extend(_param_problems(spec, params))
     problems.extend(_duplicates(spec))
     ids = {node.id for node in spec.nodes}
     deps = {node.id: list(node.depends_on) for node in spec.nodes}
@@ -177,6 +179,24 @@ def validate_spec(
             problems.append(f"node {node.id!r}: unknown agent {node.agent!r}")
         problems.extend(_template_problems(node, ids=ids, param_names=param_names, deps=deps))
     problems.extend(p for p in _cycles(spec, ids) if not _self_loop(p))
+    return problems
+
+
+def _param_problems(spec: DagSpec, params: Mapping[str, Any] | None) -> list[str]:
+    """Run params must be ones the spec declares (a typo would otherwise be silently ignored)
+    and small enough to travel in the workflow's input."""
+    if not params:
+        return []
+    problems = []
+    undeclared = sorted(set(params) - set(spec.params))
+    if undeclared:
+        problems.append(
+            f"param(s) not declared by the DAG: {', '.join(undeclared)} "
+            f"(it declares: {', '.join(sorted(spec.params)) or 'none'})"
+        )
+    size = len(json.dumps(params, default=str))
+    if size > MAX_PARAMS_BYTES:
+        problems.append(f"params too large: {size} bytes of JSON > {MAX_PARAMS_BYTES}")
     return problems
 
 

@@ -46,3 +46,25 @@ async def test_good_names_and_templated_ones_are_accepted(api: httpx.AsyncClient
     }
     response = await api.post("/api/v1/dags", json={"spec": spec})
     assert response.status_code == 201, response.text
+
+
+async def test_execute_dag_refuses_undeclared_and_oversized_params_and_starts_nothing(
+    api: httpx.AsyncClient,
+) -> None:
+    spec = {"name": unique("params"), "params": {"x": "1"}, "nodes": [{"id": "n", "tool": "noop"}]}
+    dag = (await api.post("/api/v1/dags", json={"spec": spec})).json()
+    typo = await api.post("/api/v1/execute-dag", json={"dag_id": dag["id"], "params": {"y": 2}})
+    assert typo.status_code == 422, typo.text
+    assert "not declared by the DAG: y" in str(typo.json()["detail"])
+    big = await api.post("/api/v1/execute-dag", json={"dag_id": dag["id"], "params": {"x": "a" * 3_000_000}})
+    assert big.status_code == 422, big.text
+    assert "params too large" in str(big.json()["detail"])
+    huge = await api.post(
+        "/api/v1/execute-dag",
+        content=b'{"dag_id": 1, "params": {"x": "' + b"a" * (20 * 1024 * 1024) + b'"}}',
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413, huge.text
+    assert "request body larger than" in huge.json()["detail"]
+    executions = await api.get(f"/api/v1/dags/{dag['id']}/executions")
+    assert executions.json() == []

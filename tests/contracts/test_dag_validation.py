@@ -74,9 +74,16 @@ def test_self_dependency_is_reported_once() -> None:
     assert check(NodeSpec(id="a", tool="noop", depends_on=["a"])) == ["node 'a' depends on itself"]
 
 
-def test_run_params_count_as_known_params() -> None:
-    spec = DagSpec(name="t", nodes=[NodeSpec(id="a", tool="noop", input={"v": "{{params.k}}"})])
+def test_run_params_must_be_declared_by_the_spec_and_small() -> None:
+    spec = DagSpec(
+        name="t", params={"k": 0}, nodes=[NodeSpec(id="a", tool="noop", input={"v": "{{params.k}}"})]
+    )
     assert validate_spec(spec, tool_schemas=SCHEMAS, agent_names=set(), params={"k": 1}) == []
+    assert validate_spec(spec, tool_schemas=SCHEMAS, agent_names=set(), params={"k": 1, "typo": 2}) == [
+        "param(s) not declared by the DAG: typo (it declares: k)"
+    ]
+    big = validate_spec(spec, tool_schemas=SCHEMAS, agent_names=set(), params={"k": "x" * 300_000})
+    assert len(big) == 1 and big[0].startswith("params too large: ")
 
 
 def test_size_limit() -> None:

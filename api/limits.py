@@ -1,0 +1,68 @@
+"""A cap on request bodies, enforced before any route reads them.
+
+A body over `MAX_BODY_BYTES` is answered 413 with a clear message: without it, a 20 MB
+`execute-dag` body travels to Temporal and comes back as a raw gRPC size error. Pure ASGI (no
+Starlette setting covers it), so a chunked upload is cut off as soon as it passes the cap too.
+"""
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Above the largest legitimate body: a 1 MB DAG spec, or 1 MiB of task attachments as multipart."""
+
+
+class BodyTooLarge(Exception):
+    """Raised from `receive` once a streamed body passes the cap."""
+
+
+async def _answer_413(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a declared or streamed body over `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _answer_413(send, self.limit)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _answer_413(send, self.limit)
