@@ -112,6 +112,13 @@ async def activate_agent(session: AsyncSession, agent_id: int) -> Agent:
     return agent
 
 
+async def require_agent_name(session: AsyncSession, name: str) -> None:
+    """NotFound unless some version of the name exists (memories and goals name agents)."""
+    found = (await session.exec(select(Agent.id).where(Agent.name == name).limit(1))).first()
+    if found is None:
+        raise NotFound(f"agent {name!r} does not exist")
+
+
 async def resolve_agent(session: AsyncSession, name: str) -> Agent:
     """The active version of a name."""
     query = select(Agent).where(Agent.name == name, col(Agent.is_active))

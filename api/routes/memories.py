@@ -8,6 +8,7 @@ from api.deps import IdPath, PageDep, SessionDep
 from core.models.agent import AgentName
 from core.models.memory import MemoryCreate, MemoryPublic
 from services import memories as service
+from services.agents import require_agent_name
 
 router = APIRouter(prefix="/api/v1", tags=["memories"])
 
@@ -31,7 +32,8 @@ async def list_memories(
 
 @router.post("/agents/{name}/memories", status_code=status.HTTP_201_CREATED)
 async def add_memory(name: AgentNamePath, data: MemoryCreate, session: SessionDep) -> MemoryPublic:
-    """Store a memory for the agent name (it need not have a version yet)."""
+    """Store a memory for an agent name that exists (404 otherwise)."""
+    await require_agent_name(session, name)
     memory = await service.add_memory(session, agent_name=name, content=data.content, tags=data.tags)
     return MemoryPublic.model_validate(memory)
 

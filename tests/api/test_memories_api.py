@@ -2,11 +2,16 @@
 
 import httpx
 
-from tests.conftest import unique
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 
 
-async def test_memories_round_trip_add_list_search_delete(api: httpx.AsyncClient) -> None:
-    name = unique("mem-agent")
+async def test_memories_round_trip_add_list_search_delete(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    name = (await make_agent(api, provider["id"]))["name"]
+    someone = (await make_agent(api, provider["id"]))["name"]
     first = await api.post(
         f"/api/v1/agents/{name}/memories",
         json={"content": "The invoice server lives at billing.internal", "tags": ["infra", " infra "]},
@@ -15,7 +20,7 @@ async def test_memories_round_trip_add_list_search_delete(api: httpx.AsyncClient
     assert first.json()["agent_name"] == name
     assert first.json()["tags"] == ["infra"]
     second = await api.post(f"/api/v1/agents/{name}/memories", json={"content": "Alice prefers tea"})
-    other = await api.post(f"/api/v1/agents/{unique('someone')}/memories", json={"content": "tea too"})
+    other = await api.post(f"/api/v1/agents/{someone}/memories", json={"content": "tea too"})
     assert other.status_code == 201
 
     listed = (await api.get(f"/api/v1/agents/{name}/memories")).json()
