@@ -15,7 +15,7 @@ from api.main import create_app
 from core.settings import Settings
 from services.waiting import live_pollers
 from tests.conftest import unique
-from tests.fakes.openai_server import FakeOpenAI, echo
+from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 from worker import build_worker
 
@@ -68,12 +68,9 @@ async def test_slow_agent_test_answers_202_with_the_workflow_to_follow(
     provider = await make_provider(api, fake_llm)
     agent = await make_agent(api, provider["id"])
 
-    def slow(body: dict[str, Any]) -> dict[str, Any]:
-        time.sleep(2.5)
-        return echo(body)
-
-    fake_llm.handlers[agent["model"]] = slow
-    async with api_with(settings, wait_timeout_s=0.5) as impatient:
+    fake_llm.slow(agent["model"], 8)
+    # Long enough for a busy worker to pick the workflow up, far shorter than the model's answer.
+    async with api_with(settings, wait_timeout_s=3) as impatient:
         response = await impatient.post(f"/api/v1/agents/{agent['id']}/test", json={"prompt": "later"})
         assert response.status_code == 202, response.text
         body = response.json()
@@ -82,7 +79,7 @@ async def test_slow_agent_test_answers_202_with_the_workflow_to_follow(
         assert body["web_ui_url"].endswith(f"/workflows/{body['workflow_id']}")
         followed = (await impatient.get(body["follow_url"])).json()
         assert followed["status"] == "running"
-        for _ in range(100):
+        for _ in range(300):
             followed = (await impatient.get(body["follow_url"])).json()
             if followed["status"] != "running":
                 break
