@@ -15,7 +15,7 @@ from contracts.goals import RUN_KIND_GOAL, GoalRunInput
 from contracts.search import search_attributes
 from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
 from core.settings import Settings
-from services.agents import resolve_agent
+from services.agents import require_agent_name, resolve_agent
 from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
@@ -117,8 +117,18 @@ async def _commit_with_schedule(
     await session.refresh(goal)
 
 
+async def _require_agent(session: AsyncSession, name: str) -> None:
+    try:
+        await require_agent_name(session, name)
+    except NotFound as exc:
+        raise Invalid(str(exc)) from None
+
+
 async def create_goal(session: AsyncSession, client: Client, settings: Settings, data: GoalCreate) -> Goal:
-    """Insert the goal and, when it has a cron, its schedule; neither exists without the other."""
+    """Insert the goal and, when it has a cron, its schedule; neither exists without the other.
+    A named agent must exist (the default planner may be configured later: its run says how)."""
+    if "agent_name" in data.model_fields_set:
+        await _require_agent(session, data.agent_name)
     goal = Goal.model_validate(data)
     await _commit_with_schedule(session, client, settings, goal, changed=None)
     return goal
@@ -131,6 +141,8 @@ async def update_goal(
     goal = await get_goal(session, goal_id)
     had_schedule = goal.schedule is not None
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("agent_name") is not None:
+        await _require_agent(session, changes["agent_name"])
     goal.sqlmodel_update(changes)
     if goal.schedule is None and not had_schedule:
         session.add(goal)

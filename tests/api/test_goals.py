@@ -20,12 +20,15 @@ from tests.api.goal_helpers import (
 )
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 
 INVALID_PLAN = {"name": "broken", "nodes": [{"id": "a", "tool": "no_such_tool"}]}
 
 
-async def test_goal_crud_with_status_filter_and_pagination(api: httpx.AsyncClient) -> None:
-    agent_name = unique("owner")
+async def test_goal_crud_with_status_filter_and_pagination(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    agent_name = (await make_agent(api, (await make_provider(api, fake_llm))["id"]))["name"]
     created = [await make_goal(api, agent_name, params={"n": i}, max_tokens_per_run=1000) for i in range(3)]
     first = created[0]
     assert first["status"] == "active" and first["schedule_id"] is None
@@ -167,9 +170,13 @@ async def test_goal_run_stops_with_token_budget_exceeded(
 
 
 async def test_goal_run_without_an_active_agent_fails_typed_and_archived_goal_refuses_runs(
-    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI, settings: Settings
 ) -> None:
-    goal = await make_goal(api, unique("nobody"))
+    agent = await make_agent(api, (await make_provider(api, fake_llm))["id"])
+    goal = await make_goal(api, agent["name"])
+    async with session_scope(settings) as session:  # its only version stops being active
+        await session.exec(update(Agent).where(col(Agent.name) == agent["name"]).values(is_active=False))
+        await session.commit()
     run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
     assert await wait_closed(client, run_id) == WorkflowExecutionStatus.FAILED
     assert (await api.get(f"/api/v1/runs/{run_id}")).json()["failure"]["type"] == "AgentNotFound"
@@ -209,9 +216,13 @@ async def test_goal_with_only_title_and_objective_uses_the_default_planner(api: 
 
 
 async def test_llm_provider_none_refuses_a_run_at_once_naming_what_to_configure(
-    api: httpx.AsyncClient, settings: Settings
+    api: httpx.AsyncClient, settings: Settings, fake_llm: FakeOpenAI
 ) -> None:
-    goal = await make_goal(api, unique("unset"))
+    agent = await make_agent(api, (await make_provider(api, fake_llm))["id"])
+    goal = await make_goal(api, agent["name"])
+    async with session_scope(settings) as session:  # as if nothing were set up by hand
+        await session.exec(update(Agent).where(col(Agent.name) == agent["name"]).values(is_active=False))
+        await session.commit()
     previous = settings.llm_provider
     settings.llm_provider = "none"  # the app serves this very settings object
     try:
