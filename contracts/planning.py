@@ -154,13 +154,16 @@ _STEP_REF = re.compile(r"\{\{\s*nodes\.step(\d+)\.")
 
 
 def spec_from_plan(plan: dict[str, Any]) -> DagSpec:
-    """A native plan → DagSpec: ids by position; `after` positions become `depends_on`, and an
-    earlier step a template names is added to `depends_on` (what the reference already says).
+    """A native plan → DagSpec: ids by position; `after` positions of earlier steps become
+    `depends_on`, and an earlier step a template names is added to `depends_on` (what the
+    reference already says).
     Raises pydantic's ValidationError for a shape DagSpec refuses."""
     nodes: list[dict[str, Any]] = []
     steps = plan.get("steps") or []
     for position, step in enumerate(steps, start=1):
-        depends = [int(p) for p in step.get("after") or [] if isinstance(p, int)]
+        # Steps run in order, so `after` can only mean earlier steps: a self or forward position
+        # (a tiny model writes `after: [1]` on step 1) is dropped rather than failing the plan.
+        depends = [p for p in step.get("after") or [] if isinstance(p, int) and 0 < p < position]
         texts = json.dumps([step.get("input"), step.get("prompt")])
         depends += [int(m) for m in _STEP_REF.findall(texts) if 0 < int(m) < position]
         node: dict[str, Any] = {

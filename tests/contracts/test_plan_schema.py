@@ -34,3 +34,21 @@ def test_plan_node_ids_come_from_positions_and_template_references_become_depend
         }
     )
     assert [(n.id, n.depends_on) for n in spec.nodes] == [("step1", []), ("step2", ["step1"])]
+
+
+def test_after_keeps_only_earlier_steps_so_a_self_reference_does_not_fail_the_plan() -> None:
+    spec = spec_from_plan(
+        {
+            "name": "x",
+            "steps": [
+                {"tool": "calculator", "input": {"expression": "1+1"}, "after": [1]},
+                {"agent": "summarizer", "prompt": "Explain", "after": [1, 2, 3]},
+                {"agent": "summarizer", "prompt": "Again", "after": [2, 0, -1]},
+            ],
+        }
+    )
+    assert [(n.id, n.depends_on) for n in spec.nodes] == [
+        ("step1", []),
+        ("step2", ["step1"]),
+        ("step3", ["step2"]),
+    ]
