@@ -37,6 +37,8 @@ MODEL_NAME = "smollm2-135m-instruct"
 
 SEED = 42
 CONTEXT_TOKENS = 8192
+MAX_ANSWER_TOKENS = 1024
+"""The most any one answer may generate (a request may ask for fewer)."""
 """SmolLM2's trained context; the planner's instructions with tool schemas need a few thousand."""
 
 DOWNLOAD_TIMEOUT_S = 900
@@ -162,6 +164,9 @@ def serve(settings: Settings, path: Path) -> None:
     params.port = settings.local_model_port
     params.n_ctx = CONTEXT_TOKENS
     params.n_parallel = 1
+    # A 135M model may never emit its end token: without a cap one request can run to the end of
+    # the context (minutes on 2 cores) while every other request queues behind it.
+    params.n_predict = MAX_ANSWER_TOKENS
     params.cpuparams.n_threads = threads(settings)
     params.cpuparams_batch.n_threads = threads(settings)
     params.sampling.temp = 0.0

@@ -22,7 +22,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.tools.registry import TOOLS
 from contracts.tools import ToolResult
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from tests.activities.slow_http import Hits, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ class SlowToolWorkflow:
 
 @pytest.fixture
 def hits(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hits]:
-    monkeypatch.setattr(settings, "http_allowlist", ["127.0.0.1"])
+    monkeypatch.setattr(get_settings(), "http_allowlist", ["127.0.0.1"])
     with serve() as server:
         yield server
 

@@ -17,7 +17,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.tools.http import MAX_RESPONSE_BYTES, is_public, literal_address
 from activities.tools.registry import TOOLS
 from contracts.tools import ToolResult
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from tests.conftest import unique
 
 
@@ -88,7 +88,7 @@ def allow(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Set HTTP_ALLOWLIST for one test on the settings the activity reads."""
 
     def set_allowlist(*entries: str) -> None:
-        monkeypatch.setattr(settings, "http_allowlist", list(entries))
+        monkeypatch.setattr(get_settings(), "http_allowlist", list(entries))
 
     return set_allowlist
 

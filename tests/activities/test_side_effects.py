@@ -15,7 +15,7 @@ from activities.tools.registry import TOOLS
 from contracts.tools import HTTP_OUTCOME_UNKNOWN, HTTP_REQUEST_FAILED, ToolResult
 from core.db import session_scope
 from core.models import Memory
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from tests.activities.slow_http import Hits, free_port, serve
 from tests.conftest import unique
 
@@ -43,7 +43,7 @@ async def failure(environment: ActivityEnvironment, tool: str, args: dict[str, A
 
 @pytest.fixture
 def hits(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hits]:
-    monkeypatch.setattr(settings, "http_allowlist", ["127.0.0.1"])
+    monkeypatch.setattr(get_settings(), "http_allowlist", ["127.0.0.1"])
     with serve() as server:
         yield server
 
@@ -102,7 +102,7 @@ async def test_answered_post_retried_returns_the_recorded_answer_without_sending
 async def test_post_that_could_not_connect_is_retried_and_sent(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "http_allowlist", ["127.0.0.1"])
+    monkeypatch.setattr(get_settings(), "http_allowlist", ["127.0.0.1"])
     environment = attempt_env()
     port = free_port()
     args = {"method": "POST", "url": f"http://127.0.0.1:{port}/hit?key=refused&delay=0", "body": {}}

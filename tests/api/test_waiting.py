@@ -59,7 +59,7 @@ async def test_agent_test_without_a_worker_answers_503_at_once_and_starts_nothin
     assert await _workflows_of(client, agent["name"]) == []
     assert fake_llm.calls(agent["model"]) == []
     artifacts = (await api.get("/api/v1/artifacts", params={"limit": 200})).json()
-    assert not any(a.get("workflow_id", "").startswith(f"task-{agent['name']}") for a in artifacts)
+    assert not any((a.get("workflow_id") or "").startswith(f"task-{agent['name']}") for a in artifacts)
 
 
 async def test_slow_agent_test_answers_202_with_the_workflow_to_follow(

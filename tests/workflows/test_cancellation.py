@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from contracts.dag import DagSpec, NodeSpec, NodeStatus, RunDagInput
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from tests.activities.slow_http import Hits, serve
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
@@ -56,7 +56,7 @@ async def node_status(handle: WorkflowHandle[DagWorkflow, object], node_id: str)
 
 @pytest.fixture
 def hits(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hits]:
-    monkeypatch.setattr(settings, "http_allowlist", ["127.0.0.1"])
+    monkeypatch.setattr(get_settings(), "http_allowlist", ["127.0.0.1"])
     with serve() as server:
         yield server
 
