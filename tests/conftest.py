@@ -7,6 +7,7 @@ import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -117,9 +118,10 @@ async def worker(client: Client, settings: Settings) -> AsyncIterator[None]:
     await dispose_engines()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    """The API over ASGI, authenticated, with its lifespan (Temporal client, DB engine) running."""
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API built from `settings` over ASGI, authenticated, with its lifespan (Temporal client,
+    DB engine) running; tests that need other settings (a task queue, a wait) make their own."""
     app = create_app(settings)
     assert settings.api_token is not None
     headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
@@ -132,6 +134,13 @@ async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClie
             timeout=120,
         ) as http,
     ):
+        yield http
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The session's API on the session's settings."""
+    async with api_client(settings) as http:
         yield http
 
 

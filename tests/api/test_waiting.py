@@ -3,37 +3,23 @@ workflow id after WAIT_TIMEOUT_S, and work nobody waits for is not started late.
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
-from asgi_lifespan import LifespanManager
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from api.main import create_app
 from core.settings import Settings
 from services.waiting import live_pollers
-from tests.conftest import unique
+from tests.conftest import api_client, unique
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 from worker import build_worker
 
 
-@asynccontextmanager
-async def api_with(settings: Settings, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+def api_with(settings: Settings, **changes: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """The API with changed settings (another task queue, a shorter wait)."""
-    changed = settings.model_copy(update=changes)
-    app = create_app(changed)
-    assert changed.api_token is not None
-    headers = {"Authorization": f"Bearer {changed.api_token.get_secret_value()}"}
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api", headers=headers, timeout=60
-        ) as http,
-    ):
-        yield http
+    return api_client(settings.model_copy(update=changes))
 
 
 async def _workflows_of(client: Client, agent_name: str) -> list[str]:
