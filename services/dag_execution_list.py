@@ -44,11 +44,6 @@ class ExecutionSummary(BaseModel):
     web_ui_url: str
 
 
-def web_ui_url(settings: Settings, workflow_id: str) -> str:
-    """Where the Temporal Web UI shows this execution."""
-    return f"{settings.web_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
-
-
 def dag_id_of(attributes: Any) -> int | None:
     """The `DagId` search attribute as a number (None for goal DAGs and experiments)."""
     value = attributes.get(DAG_ID) if attributes is not None else None
@@ -82,7 +77,7 @@ def _summary(settings: Settings, wf: WorkflowExecution) -> ExecutionSummary:
         workflow_type=wf.workflow_type,
         started_at=wf.start_time,
         closed_at=wf.close_time,
-        web_ui_url=web_ui_url(settings, wf.id),
+        web_ui_url=settings.workflow_ui_url(wf.id),
     )
 
 

@@ -29,14 +29,14 @@ from contracts.search import search_attributes
 from contracts.usage import TokenUsage
 from core.settings import Settings
 from services import dag_event_stream, dags
-from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions, web_ui_url
+from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions
 from services.errors import Conflict, NotFound
 from services.execution_status import dag_status
 from services.ids import short_id
 from services.temporal_errors import query_error, rpc_error, update_error
 from workflows.dag import DagWorkflow
 
-__all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions", "web_ui_url"]
+__all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
 
 EXECUTION_PREFIX = "dag-"
 
@@ -119,7 +119,7 @@ async def start_run(
         run_id=handle.first_execution_run_id,
         dag_id=dag_id_of(attributes),
         reused_nodes=sorted(run_input.reuse_outputs),
-        web_ui_url=web_ui_url(settings, workflow_id),
+        web_ui_url=settings.workflow_ui_url(workflow_id),
     )
 
 
@@ -181,7 +181,7 @@ async def get_execution(client: Client, settings: Settings, execution_id: str) -
         error=error,
         started_at=description.start_time,
         closed_at=description.close_time,
-        web_ui_url=web_ui_url(settings, execution_id),
+        web_ui_url=settings.workflow_ui_url(execution_id),
     )
 
 

@@ -59,11 +59,6 @@ class RunDetail(RunSummary):
     dag_workflow_id: str | None = None
 
 
-def web_ui_url(settings: Settings, workflow_id: str) -> str:
-    """Where the Temporal Web UI shows this run."""
-    return f"{settings.web_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
-
-
 def _status(status: WorkflowExecutionStatus | None) -> RunStatus:
     return run_status(status)
 
@@ -85,7 +80,7 @@ def _summary(settings: Settings, wf: WorkflowExecution) -> RunSummary:
         started_at=wf.start_time,
         closed_at=wf.close_time,
         duration_ms=duration,
-        web_ui_url=web_ui_url(settings, wf.id),
+        web_ui_url=settings.workflow_ui_url(wf.id),
     )
 
 

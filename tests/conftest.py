@@ -7,7 +7,7 @@ import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -40,20 +40,29 @@ FAST_MATCHING = [
 ]
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this run, migrated with Alembic, dropped afterwards."""
-    name = f"goalflow_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database migrated with Alembic (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = Settings(database_url=url).database_url
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        command.upgrade(config, "head")
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run."""
+    with migrated_database("goalflow_test") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -5,15 +5,11 @@ Each test gets its own freshly migrated PostgreSQL database: the defaults are gl
 """
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 from pydantic import SecretStr
 from sqlmodel import col, select
 
@@ -22,25 +18,17 @@ from core.db import session_scope
 from core.models import Agent, Provider, ProviderKind
 from core.settings import Settings
 from services.defaults import DEFAULT_AGENTS, ensure_defaults
-from tests.conftest import ADMIN_URL, ROOT
+from tests.conftest import migrated_database
 from tests.fakes.openai_server import FakeOpenAI
 
 DEFAULT_NAMES = sorted(d.name for d in DEFAULT_AGENTS)
 
 
 @pytest.fixture
-async def fresh_db(settings: Settings) -> AsyncIterator[str]:
-    name = f"goalflow_defaults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = Settings(database_url=url).database_url
-    config.attributes["configure_logger"] = False
-    await asyncio.to_thread(command.upgrade, config, "head")
-    yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def fresh_db(settings: Settings) -> Iterator[str]:
+    """Each test on its own database, so "created once" counts only its own rows."""
+    with migrated_database("goalflow_defaults") as url:
+        yield url
 
 
 def _settings(base: Settings, url: str, **values: Any) -> Settings:

@@ -7,7 +7,6 @@ from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
 from core.models import GoalCreate, GoalPublic, GoalStatus, GoalUpdate
 from core.models.goal import Goal
 from services import goals as service
-from services.runs import web_ui_url
 
 router = APIRouter(prefix="/api/v1/goals", tags=["goals"])
 
@@ -70,7 +69,7 @@ async def run_goal(
 ) -> RunStarted:
     """Start one run now; follow it at `/runs/{id}`."""
     workflow_id = await service.start_run(session, client, settings, goal_id)
-    return RunStarted(id=workflow_id, goal_id=goal_id, web_ui_url=web_ui_url(settings, workflow_id))
+    return RunStarted(id=workflow_id, goal_id=goal_id, web_ui_url=settings.workflow_ui_url(workflow_id))
 
 
 @router.post("/{goal_id}/pause")

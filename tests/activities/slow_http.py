@@ -98,10 +98,3 @@ def serve(port: int = 0) -> Iterator[Hits]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (a connection to it is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -16,8 +16,9 @@ from contracts.tools import HTTP_OUTCOME_UNKNOWN, HTTP_REQUEST_FAILED, ToolResul
 from core.db import session_scope
 from core.models import Memory
 from core.settings import Settings, get_settings
-from tests.activities.slow_http import Hits, free_port, serve
+from tests.activities.slow_http import Hits, serve
 from tests.conftest import unique
+from tests.stack import free_port
 
 
 def attempt_env() -> ActivityEnvironment:
