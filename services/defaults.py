@@ -51,8 +51,11 @@ DEFAULT_AGENTS = (
     ),
     DefaultAgent(
         "classifier",
-        "You classify the text you are given: answer with one short label and nothing else.",
-        32,
+        # MessageWorkflow asks it for a small JSON classification (migration 0007 moved an
+        # untouched first default, which answered one label in 32 tokens, to this).
+        "You classify the text you are given. When asked for JSON, answer with exactly that JSON; "
+        "otherwise answer with one short label and nothing else.",
+        256,
     ),
     DefaultAgent(
         "extractor",

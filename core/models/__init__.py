@@ -5,7 +5,9 @@ from core.models.artifact import Artifact, ArtifactPublic
 from core.models.dag import Dag, DagCreate, DagPublic, DagUpdate
 from core.models.dag_event import DagEventRecord
 from core.models.goal import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate, RunUsage
+from core.models.live_event import LiveEvent
 from core.models.memory import Memory, MemoryCreate, MemoryPublic
+from core.models.message import Message, MessageCreate, MessagePublic, MessageStatus
 from core.models.provider import (
     ConnectionStatus,
     Provider,
@@ -15,6 +17,7 @@ from core.models.provider import (
     ProviderUpdate,
 )
 from core.models.side_effect import SideEffect, SideEffectStatus
+from core.models.todo import TaskStatus, TodoTask, TodoTaskCreate, TodoTaskPublic, TodoTaskStatusUpdate
 
 __all__ = [
     "Agent",
@@ -34,9 +37,14 @@ __all__ = [
     "GoalPublic",
     "GoalStatus",
     "GoalUpdate",
+    "LiveEvent",
     "Memory",
     "MemoryCreate",
     "MemoryPublic",
+    "Message",
+    "MessageCreate",
+    "MessagePublic",
+    "MessageStatus",
     "Provider",
     "ProviderCreate",
     "ProviderKind",
@@ -45,4 +53,9 @@ __all__ = [
     "RunUsage",
     "SideEffect",
     "SideEffectStatus",
+    "TaskStatus",
+    "TodoTask",
+    "TodoTaskCreate",
+    "TodoTaskPublic",
+    "TodoTaskStatusUpdate",
 ]
