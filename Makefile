@@ -26,4 +26,4 @@ bench: sync
 	$(UV) run --frozen python -m bench.local_model
 
 rotate-keys: sync
-	$(UV) run --frozen python -m core.cli rotate-keys
+	$(UV) run --frozen python -m cli rotate-keys

@@ -6,9 +6,9 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeats
 from contracts.agent_task import AttachmentContent, TaskAttachment
 from core.db import session_scope
+from core.errors import NotFound
 from core.settings import get_settings
-from services.artifacts import read_artifact
-from services.errors import NotFound
+from storage.artifacts import read_artifact
 
 ATTACHMENT_MISSING = "AttachmentMissing"
 

@@ -1,7 +1,7 @@
 """Artifacts seen from activities: large outputs leave as references, references come back in.
 
 Workflow history only ever holds `artifact://<name>` and a short preview; the content is read and
-written here, inside activities, through `services.artifacts`.
+written here, inside activities, through `storage.artifacts`.
 """
 
 import uuid
@@ -15,16 +15,16 @@ from contracts.tools import (
     ARTIFACT_NOT_FOUND,
     ARTIFACT_REF_PREFIX,
     OUTPUT_INLINE_LIMIT,
+    PREVIEW_CHARS,
     TOOL_INPUT_INVALID,
     ToolResult,
 )
 from contracts.usage import TokenUsage
 from core.db import session_scope
+from core.errors import NotFound
 from core.settings import get_settings
-from services import artifacts as store
-from services.errors import NotFound
+from storage import artifacts as store
 
-PREVIEW_CHARS = 500
 MAX_REFERENCES = 50
 
 

@@ -1,7 +1,7 @@
 """Side effects DagWorkflow needs for itself: keeping large node outputs out of history, and
 reading an artifact an agent prompt references.
 
-Both go through `services/artifacts.py`, like every other artifact: sanitised names, atomic
+Both go through `storage/artifacts.py`, like every other artifact: sanitised names, atomic
 writes and a metadata row, so offloaded outputs are listed by `GET /artifacts` too. The name is
 derived from the workflow id and node id, so a retried activity replaces the same artifact.
 Both heartbeat (`STORE_HEARTBEAT_TIMEOUT`) so a cancelled or orphaned one stops in time.
@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeats
 from contracts.dag import NodeOutput
+from contracts.tools import preview_of
 from core.db import session_scope
+from core.errors import DomainError, NotFound
 from core.settings import get_settings
-from services import artifacts
-from services.errors import DomainError, NotFound
-from workflows.dag_state import preview_of
+from storage import artifacts
 
 PROMPT_ARTIFACT_LIMIT = 200_000
 """Characters of an artifact pasted into an agent prompt; the rest is cut with a marker."""

@@ -22,12 +22,12 @@ from contracts.goals import (
     RecordUsageInput,
     SaveReportInput,
 )
+from contracts.workflow_names import DAG_STATUS_QUERY
 from core.db import session_scope
 from core.models import Agent, Goal, GoalStatus, RunUsage
 from core.models.common import utcnow
 from core.settings import get_settings
-from services.artifacts import safe_name, save_artifact
-from workflows.dag import DagWorkflow
+from storage.artifacts import safe_name, save_artifact
 
 
 def _active(name: str) -> SelectOfScalar[Agent]:
@@ -122,6 +122,6 @@ async def fetch_dag_status(dag_workflow_id: str) -> DagStatus | None:
     to the parent, and a workflow cannot query another workflow itself."""
     handle = activity.client().get_workflow_handle(dag_workflow_id)
     try:
-        return await handle.query(DagWorkflow.status, rpc_timeout=timedelta(seconds=20))
+        return await handle.query(DAG_STATUS_QUERY, result_type=DagStatus, rpc_timeout=timedelta(seconds=20))
     except (WorkflowQueryFailedError, RPCError):
         return None

@@ -3,23 +3,16 @@
 from datetime import UTC, datetime
 
 import openai
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import load_provider_client
 from contracts import errors
+from contracts.providers import ProviderCheck
+from contracts.workflow_names import VALIDATE_PROVIDER_ACTIVITY
 from core.db import session_scope
 from core.models import ConnectionStatus, Provider
 from core.settings import get_settings
-
-
-class ProviderCheck(BaseModel):
-    """Outcome of one validation: the models the endpoint serves, or why it failed."""
-
-    ok: bool
-    models: list[str] = []
-    error: str | None = None
 
 
 def describe_openai_error(exc: openai.OpenAIError) -> str:
@@ -44,7 +37,7 @@ async def _record(provider_id: int, check: ProviderCheck) -> None:
             await session.commit()
 
 
-@activity.defn
+@activity.defn(name=VALIDATE_PROVIDER_ACTIVITY)
 async def validate_provider(provider_id: int) -> ProviderCheck:
     """List models with the stored credential; a failure is an answer, not an activity error."""
     try:

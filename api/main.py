@@ -33,11 +33,11 @@ from api.routes import (
 )
 from core.crypto import CryptoError
 from core.db import dispose_engines, session_scope
+from core.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services.defaults import ensure_defaults
-from services.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from services.temporal_errors import rpc_error
 
 log = logging.getLogger("goalflow.api")

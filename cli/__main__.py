@@ -1,4 +1,4 @@
-"""Operator commands: `python -m core.cli rotate-keys`.
+"""Operator commands: `python -m cli rotate-keys`.
 
 Rotating keys: put a new Fernet key first in ENCRYPTION_KEYS (`NEW,OLD`), run `rotate-keys` so
 every stored provider key is re-encrypted with it, then drop OLD from ENCRYPTION_KEYS.
@@ -17,7 +17,7 @@ from core.settings import get_settings
 async def _rotate_keys() -> int:
     settings = get_settings()
     check_keys(settings)  # fail fast, before loading the LLM stack the services pull in
-    from services.providers import rotate_keys  # imported late: kept out of `--help`
+    from services.providers import rotate_keys  # imported late: keeps `--help` fast
 
     try:
         async with session_scope(settings) as session:
@@ -27,7 +27,7 @@ async def _rotate_keys() -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "rotate-keys",

@@ -1,10 +1,13 @@
 """What workflows know about an agent: a pinned snapshot of one version, never a credential."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from contracts.usage import TokenUsage
+
+AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
+"""An agent's name: lowercase letters, digits, `_` and `-`, as it appears in URLs and DAG specs."""
 
 
 class AgentSnapshot(BaseModel):

@@ -12,6 +12,14 @@ DagWorkflow whenever it changes, so every status filter is one visibility query.
 
 SEARCH_ATTRIBUTES = (GOAL_ID, DAG_ID, AGENT_NAME, RUN_KIND, DAG_STATUS)
 
+RUN_KIND_DAG = "dag"
+RUN_KIND_PLANNER = "planner"
+RUN_KIND_AGENT_TEST = "agent-test"
+RUN_KIND_EXPERIMENT = "dag-experiment"
+"""`RunKind` values of DAG executions, planner runs, agent tests and experiments (goal runs and
+agent tasks: `contracts.goals.RUN_KIND_GOAL`, `contracts.agent_task.RUN_KIND_TASK`); the usage
+ledger that `GET /stats` sums uses the same names."""
+
 
 def search_attributes(
     *,

@@ -4,6 +4,7 @@ The tool implementations (activities) live in `activities/tools/`; this module i
 DagWorkflow can decide, inside the sandbox, how to schedule each tool.
 """
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,9 @@ OUTPUT_INLINE_LIMIT = 16 * 1024
 
 USAGE_METADATA_KEY = "goalflow_usage"
 """Key under which a tool's own token usage travels in pydantic-ai tool-return metadata."""
+
+PREVIEW_CHARS = 200
+"""How much of an output node status, events and artifact references show (the one length)."""
 
 ARTIFACT_REF_PREFIX = "artifact://"
 """A string input equal to `artifact://<name>` is replaced by that artifact's content in the tool."""
@@ -89,3 +93,11 @@ attempt that never recorded its answer); it is not sent again, the node decides 
 ARTIFACT_NAME_INVALID = "ArtifactNameInvalid"
 ARTIFACT_NOT_FOUND = "ArtifactNotFound"
 AGENT_DEPTH_EXCEEDED = "AgentDepthExceeded"
+
+
+def preview_of(value: Any) -> str:
+    """A short, human-readable start of a value for status, events and artifact references."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:PREVIEW_CHARS]

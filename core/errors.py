@@ -1,4 +1,4 @@
-"""Domain errors raised by services; the API maps each class to one HTTP status."""
+"""Domain errors raised by services and storage; the API maps each class to one HTTP status."""
 
 
 class DomainError(Exception):

@@ -8,15 +8,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from contracts.agents import AgentTestInput, AgentTestResult
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_AGENT_TEST, search_attributes
+from contracts.workflow_names import AGENT_TEST_WORKFLOW
+from core.errors import Conflict, Invalid, NotFound
 from core.models import Agent, AgentCreate, AgentUpdate, Provider
 from core.models.agent import AgentBase
 from core.settings import Settings
-from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
 from services.tool_names import unknown_tools
 from services.waiting import StillRunning, require_worker, wait_bounded
-from workflows.agent_test import AgentTestWorkflow
 
 AGENT_TEST_TIMEOUT = timedelta(minutes=5)
 
@@ -137,12 +137,13 @@ async def test_agent(
     await require_worker(client, settings)
     workflow_id = f"agent-test-{agent_id}-{short_id()}"
     handle = await client.start_workflow(
-        AgentTestWorkflow.run,
+        AGENT_TEST_WORKFLOW,
         AgentTestInput(agent_id=agent_id, prompt=prompt),
         id=workflow_id,
         task_queue=settings.task_queue,
         execution_timeout=AGENT_TEST_TIMEOUT,
-        search_attributes=search_attributes(agent_name=agent.name, run_kind="agent-test"),
+        search_attributes=search_attributes(agent_name=agent.name, run_kind=RUN_KIND_AGENT_TEST),
         static_summary=f"Test agent {agent.name} v{agent.version} ({agent.model})",
+        result_type=AgentTestResult,
     )
     return workflow_id, await wait_bounded(handle, handle.result(), settings=settings)

@@ -25,16 +25,16 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
 from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeOutput, NodeState, RunDagInput
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.usage import TokenUsage
+from contracts.workflow_names import DAG_APPROVE_UPDATE, DAG_REJECT_UPDATE, DAG_STATUS_QUERY, DAG_WORKFLOW
+from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services import dag_event_stream, dags
 from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions
-from services.errors import Conflict, NotFound
 from services.execution_status import dag_status
 from services.ids import short_id
 from services.temporal_errors import query_error, rpc_error, update_error
-from workflows.dag import DagWorkflow
 
 __all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
 
@@ -88,7 +88,7 @@ async def start_execution(
         settings,
         dags.run_input(dag, params=params, reuse_outputs=reuse_outputs),
         workflow_id=f"{EXECUTION_PREFIX}{dag.id}-{short_id()}",
-        attributes=search_attributes(dag_id=str(dag.id), run_kind="dag"),
+        attributes=search_attributes(dag_id=str(dag.id), run_kind=RUN_KIND_DAG),
         summary=summary,
     )
 
@@ -105,7 +105,7 @@ async def start_run(
     """Start DagWorkflow with a ready input (a stored DAG's, or an earlier execution's)."""
     try:
         handle = await client.start_workflow(
-            DagWorkflow.run,
+            DAG_WORKFLOW,
             run_input,
             id=workflow_id,
             task_queue=settings.task_queue,
@@ -126,7 +126,7 @@ async def start_run(
 async def query_status(handle: WorkflowHandle[Any, Any]) -> DagStatus | None:
     """The status query's answer, or None where the execution cannot answer it."""
     try:
-        return await handle.query(DagWorkflow.status, rpc_timeout=timedelta(seconds=10))
+        return await handle.query(DAG_STATUS_QUERY, result_type=DagStatus, rpc_timeout=timedelta(seconds=10))
     except (WorkflowQueryFailedError, RPCError):
         return None
 
@@ -144,7 +144,7 @@ async def describe(client: Client, execution_id: str) -> WorkflowExecutionDescri
         description = await handle.describe()
     except RPCError as exc:
         raise rpc_error(exc, what=f"DAG execution {execution_id}") from None
-    if description.workflow_type != "DagWorkflow":
+    if description.workflow_type != DAG_WORKFLOW:
         raise NotFound(f"DAG execution {execution_id} not found")
     return description
 
@@ -201,7 +201,7 @@ async def decide(
 ) -> DagStatus:
     """Approve or reject a node that waits for approval (a validated update)."""
     handle = handle_of(client, execution_id)
-    update = DagWorkflow.approve if approve else DagWorkflow.reject
+    update = DAG_APPROVE_UPDATE if approve else DAG_REJECT_UPDATE
     doing = "approve" if approve else "reject"
     try:
         await handle.execute_update(update, decision)

@@ -13,7 +13,9 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.service import RPCError
 
 from contracts.dag import DagStatus, ExecutionStatus, NodeStatus, ResumeRequest, RunDagInput
-from contracts.search import GOAL_ID, search_attributes
+from contracts.search import GOAL_ID, RUN_KIND_DAG, search_attributes
+from contracts.workflow_names import DAG_RESUME_UPDATE
+from core.errors import Conflict
 from core.settings import Settings
 from services import dags
 from services.dag_executions import (
@@ -27,10 +29,8 @@ from services.dag_executions import (
     start_execution,
     start_run,
 )
-from services.errors import Conflict
 from services.ids import short_id
 from services.temporal_errors import query_error, rpc_error, update_error
-from workflows.dag import DagWorkflow
 
 
 async def resume(
@@ -72,7 +72,7 @@ async def resume(
     goal_id = await _goal_id(client, execution_id)
     rerun = first.model_copy(update={"reuse_outputs": reuse, "carry": None, "agents": None})
     prefix = f"{EXECUTION_PREFIX}goal{goal_id}" if goal_id else execution_id.rsplit("-", 1)[0]
-    attributes = search_attributes(goal_id=goal_id, run_kind="dag")
+    attributes = search_attributes(goal_id=goal_id, run_kind=RUN_KIND_DAG)
     started = await start_run(
         client,
         settings,
@@ -94,7 +94,7 @@ async def _resume_suspended(
         )
     handle = handle_of(client, execution_id)
     try:
-        await handle.execute_update(DagWorkflow.resume, request)
+        await handle.execute_update(DAG_RESUME_UPDATE, request)
     except WorkflowUpdateFailedError as exc:
         raise update_error(exc, workflow_id=execution_id) from None
     except RPCError as exc:

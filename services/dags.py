@@ -7,16 +7,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.tools.registry import tool_schemas
 from contracts.dag import DagSpec, RunDagInput
 from contracts.dag_validation import validate_spec
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_DAG, search_attributes
+from contracts.tool_inputs import tool_schemas
+from contracts.workflow_names import DAG_WORKFLOW
+from core.errors import Conflict, DomainError, Invalid, NotFound
 from core.models import Agent, Dag, DagCreate, DagUpdate
 from core.settings import Settings
 from services import schedules
-from services.errors import Conflict, DomainError, Invalid, NotFound
 from services.temporal_errors import rpc_error
-from workflows.dag import DagWorkflow
 
 DEFAULT_TIMEZONE = "UTC"
 SCHEDULE_PREFIX = "dag-"
@@ -127,12 +127,12 @@ async def sync_schedule(client: Client, settings: Settings, dag: Dag) -> None:
         client,
         settings,
         schedule_id=schedule_id(dag.id),
-        workflow_run=DagWorkflow.run,
+        workflow=DAG_WORKFLOW,
         arg=run_input(dag, params={}),
         workflow_id_prefix=f"dag-{dag.id}-scheduled",
         cron=dag.schedule,
         timezone=dag.timezone or DEFAULT_TIMEZONE,
-        search_attributes=search_attributes(dag_id=str(dag.id), run_kind="dag"),
+        search_attributes=search_attributes(dag_id=str(dag.id), run_kind=RUN_KIND_DAG),
         summary=f"Scheduled run of DAG {dag.id} ({dag.name})",
     )
 

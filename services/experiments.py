@@ -8,14 +8,14 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from contracts.experiments import ExperimentCell, ExperimentInput, ExperimentResult
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_EXPERIMENT, search_attributes
+from contracts.workflow_names import EXPERIMENT_WORKFLOW
+from core.errors import Invalid
 from core.models import Provider
 from core.settings import Settings
 from services import dags
-from services.errors import Invalid
 from services.ids import short_id
 from services.temporal_errors import domain_error, rpc_error
-from workflows.experiment import DagExperimentWorkflow
 
 EXPERIMENT_TIMEOUT = timedelta(minutes=30)
 
@@ -39,13 +39,14 @@ async def run_experiment(
     workflow_id = f"dag-{dag_id}-exp-{short_id()}"
     try:
         result = await client.execute_workflow(
-            DagExperimentWorkflow.run,
+            EXPERIMENT_WORKFLOW,
             ExperimentInput(dag_id=dag_id, spec=spec, params={**spec.params, **params}, matrix=matrix),
             id=workflow_id,
             task_queue=settings.task_queue,
             execution_timeout=EXPERIMENT_TIMEOUT,
-            search_attributes=search_attributes(dag_id=str(dag_id), run_kind="dag-experiment"),
+            search_attributes=search_attributes(dag_id=str(dag_id), run_kind=RUN_KIND_EXPERIMENT),
             static_summary=f"Experiment: DAG {dag_id} ({dag.name}) on {len(matrix)} model(s)",
+            result_type=ExperimentResult,
         )
     except WorkflowFailureError as exc:
         raise domain_error(exc, workflow_id=workflow_id) from None

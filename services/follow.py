@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+from core.errors import NotFound
 from core.settings import Settings
-from services.errors import NotFound
 from services.temporal_errors import application_cause, rpc_error
 
 FOLLOWABLE_PREFIXES = ("agent-test-", "task-", "planner-")

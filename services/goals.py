@@ -13,14 +13,14 @@ from temporalio.common import TypedSearchAttributes
 
 from contracts.goals import RUN_KIND_GOAL, GoalRunInput
 from contracts.search import search_attributes
+from contracts.workflow_names import GOAL_WORKFLOW
+from core.errors import Conflict, Invalid, NotFound
 from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
 from core.settings import Settings
 from services.agents import require_agent_name, resolve_agent
-from services.errors import Conflict, Invalid, NotFound
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
 from services.schedules import upsert_schedule as _upsert_schedule
-from workflows.goal import GoalWorkflow
 
 
 async def get_goal(session: AsyncSession, goal_id: int) -> Goal:
@@ -80,7 +80,7 @@ async def _sync_schedule(client: Client, settings: Settings, goal: Goal, *, chan
             client,
             settings,
             schedule_id=schedule_id,
-            workflow_run=GoalWorkflow.run,
+            workflow=GOAL_WORKFLOW,
             arg=GoalRunInput(goal_id=goal.id or 0, trigger="schedule"),
             workflow_id_prefix=schedule_id,
             cron=goal.schedule,
@@ -211,7 +211,7 @@ async def start_run(session: AsyncSession, client: Client, settings: Settings, g
     await _check_runnable(session, settings, goal)
     workflow_id = f"goal-{goal_id}-{short_id()}"
     await client.start_workflow(
-        GoalWorkflow.run,
+        GOAL_WORKFLOW,
         GoalRunInput(goal_id=goal_id),
         id=workflow_id,
         task_queue=settings.task_queue,

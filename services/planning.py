@@ -7,16 +7,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
 
 from contracts.planning import PLAN_INVALID, PlanFailure, PlannerInput, PlanResult
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_PLANNER, search_attributes
+from contracts.workflow_names import PLANNER_WORKFLOW
+from core.errors import Invalid, NotFound
 from core.models import Dag, DagCreate
 from core.settings import Settings
 from services import dags
 from services.agents import resolve_agent
-from services.errors import Invalid, NotFound
 from services.ids import short_id
 from services.temporal_errors import application_cause, domain_error
 from services.waiting import StillRunning, require_worker, wait_bounded
-from workflows.planner import PlannerWorkflow
 
 PLANNER_TIMEOUT = timedelta(minutes=10)
 
@@ -45,13 +45,14 @@ async def run_planner(
     await require_worker(client, settings)
     workflow_id = f"planner-{params.agent}-{short_id()}"
     handle = await client.start_workflow(
-        PlannerWorkflow.run,
+        PLANNER_WORKFLOW,
         params,
         id=workflow_id,
         task_queue=settings.task_queue,
         execution_timeout=PLANNER_TIMEOUT,
-        search_attributes=search_attributes(agent_name=params.agent, run_kind="planner"),
+        search_attributes=search_attributes(agent_name=params.agent, run_kind=RUN_KIND_PLANNER),
         static_summary=f"Plan a DAG with agent {params.agent}: {params.goal[:80]}",
+        result_type=PlanResult,
     )
 
     async def plan() -> PlanResult:

@@ -8,13 +8,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import ActivityFailureError, Client
 from temporalio.common import RetryPolicy
 
-from activities.providers import ProviderCheck, validate_provider
 from contracts import errors
+from contracts.providers import ProviderCheck
+from contracts.workflow_names import VALIDATE_PROVIDER_ACTIVITY
 from core.crypto import check_keys, encrypt, rotate
+from core.errors import Conflict, Invalid, NotFound, Upstream
 from core.models import Agent, ConnectionStatus, Provider, ProviderCreate, ProviderUpdate
 from core.models.provider import check_base_url
 from core.settings import Settings
-from services.errors import Conflict, Invalid, NotFound, Upstream
 from services.ids import short_id
 from services.temporal_errors import application_cause
 
@@ -111,7 +112,7 @@ async def validate_connection(
     await get_provider(session, provider_id)
     try:
         check = await client.execute_activity(
-            validate_provider,
+            VALIDATE_PROVIDER_ACTIVITY,
             provider_id,
             id=f"provider-validate-{provider_id}-{short_id()}",
             task_queue=settings.task_queue,
@@ -119,6 +120,7 @@ async def validate_connection(
             schedule_to_close_timeout=VALIDATE_TIMEOUT * 3,
             retry_policy=VALIDATE_RETRY,
             summary=f"validate provider {provider_id}",
+            result_type=ProviderCheck,
         )
     except ActivityFailureError as exc:
         cause = application_cause(exc)

@@ -25,12 +25,11 @@ from contracts.dag import DagStatus
 from contracts.goals import RUN_KIND_GOAL, GoalProgress, GoalRunResult, GoalStep, StepStatus
 from contracts.search import GOAL_ID
 from contracts.usage import TokenUsage
+from contracts.workflow_names import DAG_STATUS_QUERY, GOAL_STEPS_QUERY, GOAL_WORKFLOW
+from core.errors import Conflict, NotFound
 from core.settings import Settings
-from services.errors import Conflict, NotFound
 from services.execution_status import VISIBILITY_STATUS, RunStatus, run_status, run_status_clause
 from services.temporal_errors import application_cause, rpc_error
-from workflows.dag import DagWorkflow
-from workflows.goal import GoalWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 
@@ -140,7 +139,7 @@ async def _describe(client: Client, run_id: str) -> WorkflowExecutionDescription
         description = await client.get_workflow_handle(run_id).describe()
     except RPCError as exc:
         raise rpc_error(exc, what=f"run {run_id}") from None
-    if description.workflow_type != "GoalWorkflow":
+    if description.workflow_type != GOAL_WORKFLOW:
         raise NotFound(f"run {run_id} not found")
     return description
 
@@ -148,7 +147,7 @@ async def _describe(client: Client, run_id: str) -> WorkflowExecutionDescription
 async def _progress(handle: WorkflowHandle[Any, Any]) -> GoalProgress | None:
     """The `steps` query's answer; None where the run cannot answer (no worker, no history)."""
     try:
-        return await handle.query(GoalWorkflow.steps, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query(GOAL_STEPS_QUERY, result_type=GoalProgress, rpc_timeout=QUERY_TIMEOUT)
     except (WorkflowQueryFailedError, RPCError):
         return None
 
@@ -233,7 +232,7 @@ async def get_steps(client: Client, run_id: str) -> GoalProgress:
     if status == RunStatus.running and progress.phase == "running" and progress.dag_workflow_id:
         try:
             live = await client.get_workflow_handle(progress.dag_workflow_id).query(
-                DagWorkflow.status, rpc_timeout=QUERY_TIMEOUT
+                DAG_STATUS_QUERY, result_type=DagStatus, rpc_timeout=QUERY_TIMEOUT
             )
         except (WorkflowQueryFailedError, RPCError):
             live = None

@@ -5,7 +5,6 @@ cron string a person typed is kept in the scheduled action's memo because the se
 expressions into calendar specs and does not answer the original text back.
 """
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,8 +27,8 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.errors import DomainError, Invalid, NotFound, Upstream
 from core.settings import Settings
-from services.errors import DomainError, Invalid, NotFound, Upstream
 
 CATCHUP_WINDOW = timedelta(minutes=10)
 """After an outage, a missed slot still runs if it is at most this old; older ones are dropped
@@ -74,7 +73,7 @@ async def upsert_schedule(
     settings: Settings,
     *,
     schedule_id: str,
-    workflow_run: Callable[..., Any],
+    workflow: str,
     arg: Any,
     workflow_id_prefix: str,
     cron: str,
@@ -94,7 +93,7 @@ async def upsert_schedule(
     before a preceding update, which then restores the old state.
     """
     action = ScheduleActionStartWorkflow(
-        workflow_run,
+        workflow,
         arg,
         id=workflow_id_prefix,
         task_queue=settings.task_queue,

@@ -25,13 +25,13 @@ from contracts.agent_task import (
     TaskAttachment,
 )
 from contracts.search import search_attributes
+from contracts.workflow_names import AGENT_TASK_WORKFLOW
+from core.errors import DomainError, Invalid
 from core.settings import Settings
 from services.agents import resolve_agent
-from services.artifacts import safe_name, save_artifact
-from services.errors import DomainError, Invalid
 from services.ids import short_id
 from services.waiting import StillRunning, require_worker, wait_bounded
-from workflows.agent_task import AgentTaskWorkflow
+from storage.artifacts import safe_name, save_artifact
 
 TASK_TIMEOUT = timedelta(minutes=10)
 
@@ -157,13 +157,14 @@ async def run_task(
         )
     params = AgentTaskInput(agent_name=agent.name, prompt=prompt, attachments=attachments)
     handle = await client.start_workflow(
-        AgentTaskWorkflow.run,
+        AGENT_TASK_WORKFLOW,
         params,
         id=workflow_id,
         task_queue=settings.task_queue,
         execution_timeout=TASK_TIMEOUT,
         search_attributes=search_attributes(agent_name=agent.name, run_kind=RUN_KIND_TASK),
         static_summary=f"Task for {agent.name}: {prompt[:120]}",
+        result_type=AgentTaskResult,
     )
     if not wait:
         return TaskStarted(workflow_id=workflow_id, attachments=attachments)

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError, FailureError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import errors
-from services.errors import Conflict, DomainError, Invalid, NotFound, Upstream
+from core.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 
 T = TypeVar("T")
 

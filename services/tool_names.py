@@ -1,6 +1,6 @@
-"""Which tool names exist, according to the tool registry."""
+"""Which tool names exist: the built-in tools of `contracts.tool_inputs`."""
 
-from activities.tools.registry import tool_names
+from contracts.tool_inputs import tool_names
 
 KNOWN_TOOLS: frozenset[str] = tool_names()
 

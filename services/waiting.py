@@ -23,8 +23,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from core.errors import Upstream
 from core.settings import Settings
-from services.errors import Upstream
 from services.temporal_errors import run_workflow
 
 T = TypeVar("T")

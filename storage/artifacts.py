@@ -20,13 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from contracts.tool_inputs import MAX_ARTIFACT_BYTES, MAX_ARTIFACT_NAME_LENGTH
+from core.errors import Invalid, NotFound
 from core.models.artifact import Artifact
 from core.models.common import utcnow
 from core.settings import Settings
-from services.errors import Invalid, NotFound
 
-MAX_NAME_LENGTH = 200
-MAX_ARTIFACT_BYTES = 50 * 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ +=@,-]*$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 TEXT_DEFAULT = "text/plain; charset=utf-8"
@@ -44,8 +43,8 @@ def check_name(name: str) -> str:
     """
     if not name:
         raise ArtifactNameInvalid("artifact name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ArtifactNameInvalid(f"artifact name longer than {MAX_NAME_LENGTH} characters")
+    if len(name) > MAX_ARTIFACT_NAME_LENGTH:
+        raise ArtifactNameInvalid(f"artifact name longer than {MAX_ARTIFACT_NAME_LENGTH} characters")
     decoded = name
     for _ in range(3):  # double-encoded `%252e%252e` is still traversal
         decoded = unquote(decoded)
@@ -67,7 +66,7 @@ def safe_name(raw: str, *, suffix: str = "") -> str:
     """A valid artifact name derived from arbitrary text (workflow and activity ids)."""
     stem = _UNSAFE_CHARS.sub("_", raw).strip("._-") or "artifact"
     stem = stem.replace("..", "_")
-    return check_name(stem[: MAX_NAME_LENGTH - len(suffix)] + suffix)
+    return check_name(stem[: MAX_ARTIFACT_NAME_LENGTH - len(suffix)] + suffix)
 
 
 def artifact_path(settings: Settings, name: str) -> Path:

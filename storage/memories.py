@@ -13,8 +13,8 @@ from sqlalchemy import ColumnClause, func, literal_column, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.errors import Invalid, NotFound
 from core.models.memory import Memory, MemoryCreate
-from services.errors import Invalid, NotFound
 
 FTS_CONFIG: ColumnClause[Any] = literal_column("'english'::regconfig")
 """A literal, not a parameter, so the query's expression matches the GIN index (migration 0002)."""

@@ -1,4 +1,4 @@
-"""`python -m core.cli rotate-keys`: old keys can be retired without losing a stored secret."""
+"""`python -m cli rotate-keys`: old keys can be retired without losing a stored secret."""
 
 import asyncio
 import os
@@ -26,7 +26,7 @@ async def _cli(*args: str, database_url: str, encryption_keys: str) -> subproces
     env = {**os.environ, "DATABASE_URL": database_url, "ENCRYPTION_KEYS": encryption_keys}
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -50,7 +50,7 @@ async def _stored_tokens(settings: Settings) -> dict[int, str]:
 async def test_help_names_the_rotate_keys_command() -> None:
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core.cli", "--help"],
+        [sys.executable, "-m", "cli", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -4,16 +4,15 @@ Text files reach the model as text parts, images as binary parts; both are read 
 artifacts by an activity, so the workflow input stays small.
 """
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 from contracts.agent_task import RUN_KIND_TASK, AgentTaskInput, AgentTaskResult, AttachmentContent
 from contracts.goals import RecordUsageInput
 from contracts.usage import TokenUsage
+from contracts.workflow_names import AGENT_TASK_WORKFLOW
 from workflows.agent_runs import run_agent
+from workflows.store_options import STORE_RETRY, STORE_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from pydantic_ai import BinaryContent
@@ -24,9 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT
     from activities.llm import goalflow_agent
     from activities.store import resolve_agent_snapshots
-
-STORE_TIMEOUT = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 
 
 def user_prompt(prompt: str, attachments: list[AttachmentContent]) -> list[UserContent]:
@@ -41,7 +37,7 @@ def user_prompt(prompt: str, attachments: list[AttachmentContent]) -> list[UserC
     return parts
 
 
-@workflow.defn
+@workflow.defn(name=AGENT_TASK_WORKFLOW)
 class AgentTaskWorkflow:
     """Pins the agent's active version, loads the attachments, runs the prompt."""
 

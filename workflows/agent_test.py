@@ -1,18 +1,22 @@
 """AgentTestWorkflow: one prompt through one agent version, for `POST /agents/{id}/test`."""
 
-from datetime import timedelta
-
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 from contracts.agents import AgentTestInput, AgentTestResult
+from contracts.search import RUN_KIND_AGENT_TEST
+from contracts.usage import TokenUsage
+from contracts.workflow_names import AGENT_TEST_WORKFLOW
 from workflows.agent_runs import run_agent
+from workflows.store_options import STORE_TIMEOUT
+from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import goalflow_agent
     from activities.store import load_agent_snapshot
 
 
-@workflow.defn
+@workflow.defn(name=AGENT_TEST_WORKFLOW)
 class AgentTestWorkflow:
     """Pins the agent version, runs the prompt, reports output, usage and timing."""
 
@@ -23,11 +27,16 @@ class AgentTestWorkflow:
         agent = await workflow.execute_activity(
             load_agent_snapshot,
             params.agent_id,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=STORE_TIMEOUT,
             summary=f"load agent {params.agent_id}",
         )
         workflow.set_current_details(f"running {agent.name} v{agent.version} on {agent.model}")
-        result = await run_agent(agent, params.prompt)
+        try:
+            result = await run_agent(agent, params.prompt)
+        except FailureError:
+            await record_usage(RUN_KIND_AGENT_TEST, "failed", TokenUsage(), agent_name=agent.name)
+            raise
+        await record_usage(RUN_KIND_AGENT_TEST, "succeeded", result.usage, agent_name=agent.name)
         return AgentTestResult(
             **result.model_dump(),
             agent_id=agent.id,

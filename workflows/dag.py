@@ -38,13 +38,24 @@ from contracts.dag import (
     ResumeRequest,
     RunDagInput,
 )
-from contracts.search import DAG_STATUS
+from contracts.search import DAG_STATUS, RUN_KIND_DAG
+from contracts.workflow_names import (
+    DAG_APPROVE_SIGNAL,
+    DAG_APPROVE_UPDATE,
+    DAG_REJECT_SIGNAL,
+    DAG_REJECT_UPDATE,
+    DAG_RESUME_UPDATE,
+    DAG_STATUS_QUERY,
+    DAG_WORKFLOW,
+)
 from workflows.agent_runs import provider_failure
 from workflows.dag_control import DagControl
 from workflows.dag_events import DagEvents, report_progress
 from workflows.dag_graph import DagGraph
 from workflows.dag_launcher import NodeLauncher
 from workflows.dag_nodes import NodeRunner, describe
+from workflows.store_options import STORE_TIMEOUT
+from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import goalflow_agent
@@ -52,7 +63,6 @@ with workflow.unsafe.imports_passed_through():
 
 RESULT_OUTPUTS_BUDGET = 256 * 1024
 """Bytes of sink outputs a DagResult may carry inline."""
-STORE_TIMEOUT = timedelta(seconds=30)
 TASK_BREAK = timedelta(milliseconds=1)
 STATUS_ATTRIBUTE_PATCH = "dag-status-search-attribute"
 """Since this patch the execution status is upserted as the `DagStatus` search attribute."""
@@ -60,7 +70,7 @@ ARCHIVE_EVENTS_PATCH = "dag-archive-events-before-trim"
 """Since this patch the events a continue-as-new trims are archived by an activity first."""
 
 
-@workflow.defn
+@workflow.defn(name=DAG_WORKFLOW)
 class DagWorkflow:
     """One execution of a DAG."""
 
@@ -110,23 +120,29 @@ class DagWorkflow:
             graph.init_ready()
             self._report()
             await self._drive(params)
+            result = self._finish()
         except asyncio.CancelledError:
             await self._launcher.stop("execution cancelled")
             graph.close_unstarted(NodeStatus.cancelled, "execution cancelled")
             self._set_status(ExecutionStatus.cancelled)
             self._events.publish("execution_cancelled", status=self._status)
             self._report()
+            await record_usage(RUN_KIND_DAG, "cancelled", graph.usage)
             raise
         except ApplicationError:
-            raise  # typed and final: `_fail` closed every node state first
+            # typed and final: `_fail` closed every node state first
+            await record_usage(RUN_KIND_DAG, "failed", graph.usage)
+            raise
         except Exception as exc:
             # A bug fails the execution (the worker's failure types) but never leaves a node
             # "running" in the state the closed execution answers with.
             message = f"internal error: {type(exc).__name__}: {exc}"[:2000]
             workflow.logger.exception("DagWorkflow failed on a bug")
             await self._launcher.stop(message)
+            await record_usage(RUN_KIND_DAG, "failed", graph.usage)
             self._fail(errors.INTERNAL_ERROR, message)
-        return self._finish()
+        await record_usage(RUN_KIND_DAG, "succeeded", graph.usage)
+        return result
 
     async def _pin_agents(self, params: RunDagInput) -> None:
         names = sorted({n.agent for n in self._graph.specs.values() if n.agent} - self._agents.keys())
@@ -241,7 +257,7 @@ class DagWorkflow:
 
     # ---------------------------------------------------------------- queries, updates, signals
 
-    @workflow.query
+    @workflow.query(name=DAG_STATUS_QUERY)
     def status(self) -> DagStatus:
         """Live state while running; the final state once closed (used to resume with reuse)."""
         graph = self._graph
@@ -255,7 +271,7 @@ class DagWorkflow:
             error=self._error,
         )
 
-    @workflow.update
+    @workflow.update(name=DAG_APPROVE_UPDATE)
     def approve(self, decision: ApprovalDecision) -> None:
         """Let a node that waits for approval run."""
         self._control.approve(decision)
@@ -264,7 +280,7 @@ class DagWorkflow:
     def _validate_approve(self, decision: ApprovalDecision) -> None:
         self._control.check_waiting(decision)
 
-    @workflow.update
+    @workflow.update(name=DAG_REJECT_UPDATE)
     def reject(self, decision: ApprovalDecision) -> None:
         """Refuse a node that waits for approval: it fails, and `on_failure` decides what follows."""
         self._control.reject(decision)
@@ -273,19 +289,19 @@ class DagWorkflow:
     def _validate_reject(self, decision: ApprovalDecision) -> None:
         self._control.check_waiting(decision)
 
-    @workflow.signal
+    @workflow.signal(name=DAG_APPROVE_SIGNAL)
     def approve_signal(self, decision: ApprovalDecision) -> None:
         """`approve` for `temporal workflow signal`; an invalid one is logged and ignored."""
         if self._control.signal_valid(decision, "approve_signal"):
             self._control.approve(decision)
 
-    @workflow.signal
+    @workflow.signal(name=DAG_REJECT_SIGNAL)
     def reject_signal(self, decision: ApprovalDecision) -> None:
         """`reject` for `temporal workflow signal`; an invalid one is logged and ignored."""
         if self._control.signal_valid(decision, "reject_signal"):
             self._control.reject(decision)
 
-    @workflow.update
+    @workflow.update(name=DAG_RESUME_UPDATE)
     def resume(self, request: ResumeRequest) -> None:
         """Un-suspend: retry the failed node, skip it (and its dependents), or patch and retry it."""
         if self._control.resume(request):

@@ -16,15 +16,15 @@ from temporalio.exceptions import ApplicationError, FailureError
 from contracts.agents import AgentSnapshot
 from contracts.dag import NodeOutput, NodeSpec, NodeState
 from contracts.templates import references, resolve, stringify
-from contracts.tools import BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, ToolInfo, ToolResult
+from contracts.tools import BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, PREVIEW_CHARS, ToolInfo, ToolResult
 from workflows.agent_runs import run_agent
-from workflows.dag_state import PREVIEW_CHARS, retry_policy
+from workflows.dag_state import retry_policy
+from workflows.store_options import STORE_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
     from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT, TOOL_HEARTBEAT_TIMEOUT
 
-STORE_TIMEOUT = timedelta(seconds=30)
 LOCAL_FAILURE_BYTES = 8 * 1024
 """What a failed local activity's marker may carry besides its message (a stack trace)."""
 NODE_ACTIVITY_IDS = "node-activity-ids"

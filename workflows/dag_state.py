@@ -13,8 +13,6 @@ from temporalio.common import RetryPolicy
 from contracts.dag import CarriedNode, NodeSpec, NodeState, RetrySpec
 from contracts.usage import TokenUsage
 
-PREVIEW_CHARS = 200
-
 TOOL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -61,14 +59,6 @@ def topological_order(nodes: list[NodeSpec], children: dict[str, list[str]]) -> 
             if indegree[child] == 0:
                 queue.append(child)
     return order
-
-
-def preview_of(value: Any) -> str:
-    """A short, human-readable start of a value for status and events."""
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text[:PREVIEW_CHARS]
 
 
 def json_size(value: Any) -> int:

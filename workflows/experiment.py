@@ -1,7 +1,6 @@
 """DagExperimentWorkflow: one DAG across a matrix of models, as child DagWorkflows."""
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -9,9 +8,12 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 from contracts.agents import AgentSnapshot
 from contracts.dag import DagResult, DagSpec, ExecutionStatus, RunDagInput
 from contracts.experiments import CellResult, ExperimentCell, ExperimentInput, ExperimentResult
-from contracts.search import search_attributes
+from contracts.search import RUN_KIND_DAG, RUN_KIND_EXPERIMENT, search_attributes
 from contracts.usage import TokenUsage
+from contracts.workflow_names import EXPERIMENT_WORKFLOW
 from workflows.dag import DagWorkflow
+from workflows.store_options import STORE_TIMEOUT
+from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
     from activities.store import resolve_agent_snapshots
@@ -39,7 +41,7 @@ def _failure_message(exc: BaseException) -> str:
     return str(exc)
 
 
-@workflow.defn
+@workflow.defn(name=EXPERIMENT_WORKFLOW)
 class DagExperimentWorkflow:
     """Pins the DAG's agents once, then runs one child execution per matrix cell, concurrently.
 
@@ -55,7 +57,7 @@ class DagExperimentWorkflow:
             pinned = await workflow.execute_activity(
                 resolve_agent_snapshots,
                 names,
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=STORE_TIMEOUT,
                 summary=f"pin agents {', '.join(names)}",
             )
         spec = params.spec
@@ -70,6 +72,8 @@ class DagExperimentWorkflow:
         )
         done = sum(1 for cell in cells if cell.status == ExecutionStatus.succeeded)
         workflow.set_current_details(f"{done}/{len(cells)} cell(s) succeeded")
+        usage = sum((cell.usage for cell in cells), TokenUsage())
+        await record_usage(RUN_KIND_EXPERIMENT, "succeeded", usage)
         return ExperimentResult(dag_id=params.dag_id, cells=list(cells))
 
     async def _cell(
@@ -96,7 +100,7 @@ class DagExperimentWorkflow:
                     agents=cell_agents(pinned, cell),
                 ),
                 id=child_id,
-                search_attributes=search_attributes(dag_id=str(params.dag_id), run_kind="dag"),
+                search_attributes=search_attributes(dag_id=str(params.dag_id), run_kind=RUN_KIND_DAG),
                 static_summary=f"experiment cell {index}: {cell.model} on provider {cell.provider_id}",
             )
         except ChildWorkflowError as exc:

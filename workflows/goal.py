@@ -9,11 +9,9 @@ planning, the DAG and the summary; crossing it fails the run with `TokenBudgetEx
 """
 
 import json
-from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError
 
 from contracts import errors
@@ -42,9 +40,11 @@ from contracts.goals import (
 from contracts.planning import PLAN_INVALID, PlanFailure, PlanResult
 from contracts.search import search_attributes
 from contracts.usage import TokenUsage
+from contracts.workflow_names import GOAL_STEPS_QUERY, GOAL_WORKFLOW
 from workflows.agent_runs import run_agent
 from workflows.dag import DagWorkflow
 from workflows.planning import plan_dag
+from workflows.store_options import STORE_RETRY, STORE_TIMEOUT
 
 with workflow.unsafe.imports_passed_through():
     from activities.catalog import load_planning_catalog
@@ -64,8 +64,6 @@ SUMMARY_PATCH = "goal-summary-by-summarizer"
 """The report is written by the `summarizer` agent pinned at the start, no longer by the goal's
 own agent (patched so runs recorded before it replay with the goal's agent writing it)."""
 
-STORE_TIMEOUT = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 """Database activities: a few quick retries, then a clear failure instead of retrying forever."""
 
 
@@ -119,7 +117,7 @@ def _node_step(node: NodeState) -> GoalStep:
     )
 
 
-@workflow.defn
+@workflow.defn(name=GOAL_WORKFLOW)
 class GoalWorkflow:
     """Plan → checked DAG (child workflow) → summary report, with a token budget."""
 
@@ -128,7 +126,7 @@ class GoalWorkflow:
     def __init__(self) -> None:
         self._progress = GoalProgress(goal_id=0, phase="starting")
 
-    @workflow.query
+    @workflow.query(name=GOAL_STEPS_QUERY)
     def steps(self) -> GoalProgress:
         """Live progress: plan, each DAG node (as of the plan or the DAG's end), summary."""
         return self._progress

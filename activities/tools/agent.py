@@ -10,16 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from pydantic import Field
 from temporalio.exceptions import ApplicationError
 
 from activities.agent_options import classify_model_error, run_options, usage_counts
 from activities.store import active_snapshot
-from activities.tools.base import Output, ToolError, ToolInput, make_tool
+from activities.tools.base import Output, ToolError, make_tool
 from contracts import errors
+from contracts.tool_inputs import RunAgentInput
 from contracts.tools import AGENT_DEPTH_EXCEEDED
 from contracts.usage import TokenUsage
-from core.models.agent import AgentName
 
 MAX_AGENT_DEPTH = 3
 
@@ -34,13 +33,6 @@ def agent_depth(depth: int) -> Iterator[None]:
         yield
     finally:
         _depth.reset(token)
-
-
-class RunAgentInput(ToolInput):
-    """The agent name (its active version runs) and the prompt."""
-
-    agent: AgentName
-    prompt: str = Field(min_length=1, max_length=100_000)
 
 
 async def run_agent(args: RunAgentInput) -> Output:

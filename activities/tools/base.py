@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
@@ -43,12 +43,6 @@ Temporal decodes arguments before the activity runs, and a decoding failure is r
 other. Accepting the raw dict lets `run_tool` refuse bad input with a typed, non-retryable error,
 and lets an `artifact://` reference stand in for a non-string field until it is resolved.
 """
-
-
-class ToolInput(BaseModel):
-    """Base of every tool input: unknown fields are mistakes, not extras to ignore."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ToolError(Exception):

@@ -4,22 +4,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
-
-from activities.tools.base import ToolError, ToolInput, make_tool
+from activities.tools.base import ToolError, make_tool
+from contracts.tool_inputs import CurrentTimeInput, NoopInput
 from contracts.tools import TIMEZONE_INVALID
-
-
-class NoopInput(ToolInput):
-    """Any JSON value; it comes back unchanged."""
-
-    value: Any = None
-
-
-class CurrentTimeInput(ToolInput):
-    """An IANA time zone name such as `Europe/Berlin`."""
-
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
 
 
 async def noop(args: NoopInput) -> Any:

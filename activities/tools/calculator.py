@@ -10,12 +10,10 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field
-
-from activities.tools.base import ToolError, ToolInput, make_tool
+from activities.tools.base import ToolError, make_tool
+from contracts.tool_inputs import CalculatorInput
 from contracts.tools import CALCULATOR_REJECTED
 
-MAX_EXPRESSION_CHARS = 1000
 MAX_INT_BITS = 4096
 MAX_EXPONENT = 10_000
 MAX_NODES = 500
@@ -48,12 +46,6 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
-
-
-class CalculatorInput(ToolInput):
-    """An arithmetic expression such as `(2 + 3) * 4 / 7` or `sqrt(2) ** 2`."""
-
-    expression: str = Field(min_length=1, max_length=MAX_EXPRESSION_CHARS)
 
 
 def _reject(message: str) -> ToolError:

@@ -2,40 +2,16 @@
 
 from typing import Any
 
-from pydantic import Field
-
 from activities.artifacts import activity_origin
-from activities.tools.base import ToolError, ToolInput, make_tool
+from activities.tools.base import ToolError, make_tool
+from contracts.tool_inputs import ReadArtifactInput, WriteArtifactInput
 from contracts.tools import ARTIFACT_NAME_INVALID, ARTIFACT_NOT_FOUND
 from core.db import session_scope
+from core.errors import Invalid, NotFound
 from core.settings import get_settings
-from services import artifacts as store
-from services.errors import Invalid, NotFound
+from storage import artifacts as store
 
 MAX_READ_CHARS = 1_000_000
-
-
-ARTIFACT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_ +=@,-]*(\.[A-Za-z0-9_ +=@,-]+)*$"
-"""A plain file name: no separators, no NUL, no '..'. In the JSON schema too, so a DAG spec with a
-bad name is refused before anything runs (and a planner's grammar cannot produce one). Only in the
-schema: at run time `check_name` refuses with its precise ArtifactNameInvalid."""
-
-
-class WriteArtifactInput(ToolInput):
-    """A plain file name (no directories) and its text content; an existing one is replaced."""
-
-    name: str = Field(
-        min_length=1, max_length=store.MAX_NAME_LENGTH, json_schema_extra={"pattern": ARTIFACT_NAME_PATTERN}
-    )
-    content: str = Field(max_length=store.MAX_ARTIFACT_BYTES)
-
-
-class ReadArtifactInput(ToolInput):
-    """The name of an artifact to read as text."""
-
-    name: str = Field(
-        min_length=1, max_length=store.MAX_NAME_LENGTH, json_schema_extra={"pattern": ARTIFACT_NAME_PATTERN}
-    )
 
 
 async def write_artifact(args: WriteArtifactInput) -> dict[str, Any]:

@@ -22,13 +22,13 @@ import json
 import re
 import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import Field, field_validator
 
 from activities.idempotency import OutcomeUnknown, once_external
-from activities.tools.base import ToolError, ToolInput, make_tool
+from activities.tools.base import ToolError, make_tool
+from contracts.tool_inputs import HttpRequestInput
 from contracts.tools import (
     HTTP_DESTINATION_BLOCKED,
     HTTP_OUTCOME_UNKNOWN,
@@ -45,8 +45,6 @@ MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
 _CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}
-SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Methods sent again after an unclear failure; others only with `idempotent: true`."""
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures that prove the request did not leave: no connection was ever established."""
 
@@ -56,33 +54,6 @@ class NotSent(ToolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, kind=HTTP_REQUEST_FAILED, retryable=True)
-
-
-class HttpRequestInput(ToolInput):
-    """One HTTP request; a dict or list body is sent as JSON, a string as is."""
-
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    # The scheme rule is in the schema so a DAG spec is refused when stored; at run time
-    # `parse_url` refuses with its precise UrlInvalid.
-    url: str = Field(
-        min_length=1, max_length=8192, json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
-    )
-    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
-    body: str | dict[str, Any] | list[Any] | None = None
-    timeout_s: float = Field(default=30, gt=0, le=55)
-    idempotent: bool = False
-    """Sending the request twice does no harm, so it may be retried after a timeout; GET, HEAD and
-    OPTIONS are treated so anyway."""
-
-    @property
-    def repeatable(self) -> bool:
-        """Whether a retry may send this request again when the last attempt's fate is unknown."""
-        return self.idempotent or self.method in SAFE_TO_REPEAT
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
 
 def _blocked(error: str) -> ToolError:

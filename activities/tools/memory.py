@@ -7,32 +7,15 @@ the first time instead of adding a copy.
 
 from typing import Any
 
-from pydantic import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from activities.idempotency import once
-from activities.tools.base import ToolError, ToolInput, make_tool
+from activities.tools.base import ToolError, make_tool
+from contracts.tool_inputs import RecallInput, RememberInput
 from core.db import session_scope
-from core.models.agent import AgentName
+from core.errors import Invalid
 from core.settings import get_settings
-from services import memories
-from services.errors import Invalid
-
-
-class RememberInput(ToolInput):
-    """What to remember, for which agent name, with optional tags."""
-
-    agent: AgentName
-    content: str = Field(min_length=1, max_length=20_000)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-
-
-class RecallInput(ToolInput):
-    """Words to look for in an agent's memories; the best `limit` matches come back."""
-
-    agent: AgentName
-    query: str = Field(default="", max_length=1000)
-    limit: int = Field(default=5, ge=1, le=50)
+from storage import memories
 
 
 async def remember(args: RememberInput) -> dict[str, Any]:

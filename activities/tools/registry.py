@@ -2,11 +2,11 @@
 
 Each entry maps a name to its description, input model, Temporal activity (named after the tool)
 and `ToolInfo` (how DagWorkflow schedules it). The worker registers `TOOL_ACTIVITIES`; the API
-lists `TOOLS`; the DAG validator checks node inputs against `tool_schemas()`.
+lists `TOOLS`. The input models live in `contracts.tool_inputs`, where the DAG validator reads
+their schemas without importing the implementations.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from activities.tools import agent, basic, calculator, files, http, memory
 from activities.tools.base import ToolSpec
@@ -28,16 +28,6 @@ TOOLS: dict[str, ToolSpec] = {
 }
 
 TOOL_ACTIVITIES: list[Callable[..., Awaitable[ToolResult]]] = [spec.activity for spec in TOOLS.values()]
-
-
-def tool_names() -> frozenset[str]:
-    """Every registered tool name."""
-    return frozenset(TOOLS)
-
-
-def tool_schemas() -> dict[str, dict[str, Any]]:
-    """Tool name → JSON schema of its input; pure, for validating DAG node inputs up front."""
-    return {name: spec.input_schema() for name, spec in TOOLS.items()}
 
 
 def describe_tools(name: str | None = None) -> list[ToolDescription]:

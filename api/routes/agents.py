@@ -8,9 +8,8 @@ from pydantic import BaseModel, Field
 
 from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
-from contracts.agents import AgentTestResult
+from contracts.agents import AgentName, AgentTestResult
 from core.models import AgentCreate, AgentPublic, AgentUpdate
-from core.models.agent import AgentName
 from services import agents as service
 from services.waiting import StillRunning
 

@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import PageDep, SessionDep, SettingsDep
 from core.models import ArtifactPublic
-from services import artifacts as service
+from storage import artifacts as service
 
 router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
 

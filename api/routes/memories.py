@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from api.deps import IdPath, PageDep, SessionDep
-from core.models.agent import AgentName
+from contracts.agents import AgentName
 from core.models.memory import MemoryCreate, MemoryPublic
-from services import memories as service
 from services.agents import require_agent_name
+from storage import memories as service
 
 router = APIRouter(prefix="/api/v1", tags=["memories"])
 

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from api.accepted import WAITING_RESPONSES, WorkflowAccepted, accepted
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from contracts.agent_task import MAX_FILES, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, AgentTaskResult
-from core.models.agent import AgentName
+from contracts.agents import AgentName
 from services import tasks as service
 from services.tasks import AttachmentTooLarge, AttachmentUnsupported, TaskStarted, Upload
 from services.waiting import StillRunning

@@ -5,13 +5,12 @@ from typing import Annotated, Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from contracts.agents import AgentName
 from core.models.common import MAX_DB_ID, created_at_field, json_field, updated_at_field
-
-AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
 
 
 def _valid_json_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
-from core.models.agent import AgentName
+from contracts.agents import AgentName
 from core.models.common import UTCDateTime, created_at_field, json_field, updated_at_field, utcnow
 from core.models.schedule import CronExpr, TimeZoneName
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from core.models.agent import AgentName
+from contracts.agents import AgentName
 from core.models.common import created_at_field, json_field
 
 MAX_TAGS = 20

@@ -54,7 +54,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_memory_agent_name"), ["agent_name"], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
-        # Matches the expression `services.memories.search_memories` filters on.
+        # Matches the expression `storage.memories.search_memories` filters on.
         op.execute(
             f"CREATE INDEX {MEMORY_FTS_INDEX} ON memory "
             "USING gin (to_tsvector('english'::regconfig, content))"

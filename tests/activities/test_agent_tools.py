@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
 from activities.tools.registry import TOOLS
-from contracts.tools import ToolResult
+from contracts.tools import PREVIEW_CHARS, ToolResult
 from core.settings import Settings
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI, tool_call
@@ -182,6 +182,6 @@ async def test_large_tool_output_reaches_model_as_artifact_reference(
     assert big not in message
     seen = json.loads(message)
     assert seen["reference"] == f"artifact://{seen['artifact']}"
-    assert seen["preview"] == big[:500]
+    assert seen["preview"] == big[:PREVIEW_CHARS]
     assert seen["artifact"].startswith(response.json()["workflow_id"])
     assert (settings.artifacts_dir / seen["artifact"]).read_text() == big

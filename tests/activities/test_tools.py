@@ -14,11 +14,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.tools.registry import TOOL_ACTIVITIES, TOOLS, tool_schemas
-from contracts.tools import ARTIFACT_REF_PREFIX, BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, ToolResult
+from activities.tools.registry import TOOL_ACTIVITIES, TOOLS
+from contracts.tool_inputs import TOOL_INPUTS, tool_schemas
+from contracts.tools import ARTIFACT_REF_PREFIX, BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, PREVIEW_CHARS, ToolResult
 from core.db import session_scope
 from core.settings import Settings
-from services import artifacts as artifact_store
+from storage import artifacts as artifact_store
 from tests.conftest import unique
 
 
@@ -48,6 +49,8 @@ def test_registry_holds_every_builtin_with_activity_named_after_it() -> None:
     for name, spec in TOOLS.items():
         assert spec.activity.__temporal_activity_definition.name == name  # type: ignore[attr-defined]
         assert spec.info == BUILTIN_TOOLS[name]
+        assert spec.input_model is TOOL_INPUTS[name]  # the schema services validate specs against
+    assert set(TOOL_INPUTS) == set(TOOLS)
     schemas = tool_schemas()
     assert schemas["calculator"]["required"] == ["expression"]
     assert schemas["calculator"]["additionalProperties"] is False
@@ -169,7 +172,7 @@ async def test_large_output_goes_to_artifact_and_later_tool_reads_it_by_referenc
     assert result.artifact is not None
     assert result.artifact.startswith(workflow_id)
     assert "node-1" in result.artifact
-    assert result.preview == big[:500]
+    assert result.preview == big[:PREVIEW_CHARS]
     assert result.size_bytes == len(big)
     async with session_scope(settings) as session:
         row, data = await artifact_store.read_artifact(session, settings, result.artifact)

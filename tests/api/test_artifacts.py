@@ -5,7 +5,7 @@ import pytest
 
 from core.db import session_scope
 from core.settings import Settings
-from services.artifacts import save_artifact
+from storage.artifacts import save_artifact
 from tests.conftest import unique
 
 
@@ -117,7 +117,7 @@ async def test_traversal_attempts_are_refused(
 
 
 async def test_save_artifact_refuses_traversal_names(settings: Settings) -> None:
-    from services.artifacts import ArtifactNameInvalid
+    from storage.artifacts import ArtifactNameInvalid
 
     for name in ("../x.txt", "/tmp/x.txt", "a/../../x", "C:\\x.txt"):
         with pytest.raises(ArtifactNameInvalid):

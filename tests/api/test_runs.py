@@ -11,9 +11,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.main import create_app
 from contracts.dag import ApprovalDecision
 from contracts.goals import GoalRunResult
+from core.errors import NotFound
 from core.settings import Settings
 from services import runs as runs_service
-from services.errors import NotFound
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.fakes.openai_server import FakeOpenAI
 from workflows.dag import DagWorkflow

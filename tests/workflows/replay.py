@@ -33,10 +33,18 @@ async def replay_all(replay: Replayer, histories: Iterable[WorkflowHistory]) -> 
 
 
 def record(path: Path, history: WorkflowHistory) -> None:
-    """Keep `history` at `path` when recording was asked for."""
+    """Keep `history` at `path` when recording was asked for, with the id it ran under (replay
+    needs it where commands derive from it, such as child workflow ids)."""
     if RECORD:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+        kept = {"workflowId": history.workflow_id, **json.loads(history.to_json())}
+        path.write_text(json.dumps(kept, indent=1) + "\n")
+
+
+def load(path: Path) -> WorkflowHistory:
+    """A kept history under the workflow id it was recorded with."""
+    kept = json.loads(recorded(path))
+    return WorkflowHistory.from_json(kept.get("workflowId", path.stem), kept)
 
 
 def recorded(path: Path) -> str:

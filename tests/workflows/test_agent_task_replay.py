@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import make_agent, make_provider
-from tests.workflows.replay import replayer
+from tests.workflows.replay import HISTORIES, record, replayer
 from workflows.agent_task import AgentTaskWorkflow
 
 PNG = base64.b64decode(
@@ -38,3 +38,4 @@ async def test_agent_task_histories_replay_without_nondeterminism(
     assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 4
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     await replayer(AgentTaskWorkflow).replay_workflow(history)
+    record(HISTORIES / "agent_task.json", history)

@@ -46,10 +46,10 @@ async def test_fresh_histories_replay_without_nondeterminism(
     plain = await client.get_workflow_handle(await _run(api, fake_llm)).fetch_history()
     retried = await client.get_workflow_handle(await _run(api, fake_llm, fail_first=True)).fetch_history()
     # The histories hold what replay must reproduce: an activity for the snapshot, one for the
-    # model request (with a retried attempt in the second), then completion.
+    # model request (with a retried attempt in the second), one recording usage, then completion.
     for history in (plain, retried):
         types = _event_types(history)
-        assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 2
+        assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 3
         assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     attempts = [
         e.activity_task_started_event_attributes.attempt

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 from contracts.dag import ExecutionStatus, NodeStatus, RetrySpec
 from core.db import session_scope
 from core.settings import get_settings
-from services import artifacts
+from storage import artifacts
 from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start
 from workflows.dag import DagWorkflow
 

@@ -19,6 +19,7 @@ from tests.workflows.replay import HISTORIES, RECORD, record, replayer
 from workflows.dag import DagWorkflow
 
 RECORDED = HISTORIES / "dag_node_ids_and_compact_carry.json"
+RECORDED_FIRST_RUN = HISTORIES / "dag_first_run_archives_events_before_continue_as_new.json"
 
 
 def _dag_histories() -> list[Path]:
@@ -100,7 +101,9 @@ async def test_activities_are_named_after_nodes_and_a_compact_carry_replays(clie
     if RECORD:
         attributes = [h.events[0].workflow_execution_started_event_attributes for h in histories]
         carried = next(h for h, a in zip(histories, attributes, strict=True) if a.continued_execution_run_id)
+        first = next(h for h in histories if h is not carried)
         record(RECORDED, carried)
+        record(RECORDED_FIRST_RUN, first)
 
 
 @pytest.mark.parametrize("path", _dag_histories(), ids=lambda p: p.name)

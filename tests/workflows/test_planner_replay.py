@@ -40,8 +40,8 @@ async def test_retried_plan_history_replays(
     assert response.status_code == 201, response.text
     history = await client.get_workflow_handle(response.json()["plan"]["workflow_id"]).fetch_history()
     types = _event_types(history)
-    # Pin the planner, load the catalog, then one model request per attempt.
-    assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 4
+    # Pin the planner, load the catalog, one model request per attempt, then record usage.
+    assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 5
     assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     await _replayer().replay_workflow(history)
     record(RECORDED, history)

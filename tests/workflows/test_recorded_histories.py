@@ -1,0 +1,117 @@
+"""Every recorded history replays with today's code; every workflow type has one; every patch has a
+history from before it and one from after it, so both branches of each `workflow.patched` stay
+replayable.
+
+The histories are recorded by the replay tests of each workflow (see tests/workflows/replay.py);
+one that predates a patch is kept under a `*_before_*` name when its test re-records.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+
+from contracts import workflow_names
+from tests.workflows.replay import HISTORIES, load, replayer
+from worker import WORKFLOWS
+from workflows import dag, dag_launcher, dag_nodes, goal, usage
+
+WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
+
+PATCH_TYPES: dict[str, set[str]] = {
+    dag_nodes.NODE_ACTIVITY_IDS: {workflow_names.DAG_WORKFLOW},
+    dag_launcher.LOCAL_TASK_BYTES_PATCH: {workflow_names.DAG_WORKFLOW},
+    dag.STATUS_ATTRIBUTE_PATCH: {workflow_names.DAG_WORKFLOW},
+    dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
+    goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
+    goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
+    usage.USAGE_PATCH: {
+        workflow_names.DAG_WORKFLOW,
+        workflow_names.PLANNER_WORKFLOW,
+        workflow_names.AGENT_TEST_WORKFLOW,
+        workflow_names.EXPERIMENT_WORKFLOW,
+    },
+}
+"""Each patch goalflow's workflows check, and the workflow types whose histories it changes."""
+
+
+def _histories() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def _type_of(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+async def _patches_of(history: WorkflowHistory) -> set[str]:
+    """The patch ids a history's markers carry (decoded like the worker decodes them)."""
+    converter = replayer().config()["data_converter"]
+    found: set[str] = set()
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        details = event.marker_recorded_event_attributes.details
+        if "patch-data" not in details:
+            continue
+        [data] = await converter.decode(list(details["patch-data"].payloads), [dict])
+        found.add(str(data["id"]))
+    return found
+
+
+def _patch_calls() -> set[str]:
+    """The names passed to `workflow.patched(...)` anywhere under workflows/."""
+    names: set[str] = set()
+    for module in WORKFLOWS_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "patched"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+            ):
+                names.add(node.args[0].id)
+    return names
+
+
+@pytest.mark.parametrize("path", _histories(), ids=lambda p: p.name)
+async def test_recorded_history_replays_with_current_code(path: Path) -> None:
+    history = load(path)
+    assert history.events[-1].event_type in (
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+    )
+    await replayer(*WORKFLOWS).replay_workflow(history)
+
+
+def test_every_workflow_type_has_a_recorded_history() -> None:
+    recorded = {_type_of(load(path)) for path in _histories()}
+    registered = {workflow._Definition.must_from_class(cls).name for cls in WORKFLOWS}
+    assert registered - recorded == set()
+
+
+def test_every_patch_in_the_code_is_listed_here() -> None:
+    modules = {"dag": dag, "dag_launcher": dag_launcher, "dag_nodes": dag_nodes, "goal": goal, "usage": usage}
+    called = {getattr(m, name) for name in _patch_calls() for m in modules.values() if hasattr(m, name)}
+    assert len(called) == len(_patch_calls()), "a patch constant lives in a module this test does not read"
+    assert called == set(PATCH_TYPES)
+
+
+async def test_every_patch_has_a_history_before_and_after_it() -> None:
+    by_type: dict[str, list[set[str]]] = {}
+    for path in _histories():
+        history = load(path)
+        by_type.setdefault(_type_of(history), []).append(await _patches_of(history))
+    missing = []
+    for patch, types in PATCH_TYPES.items():
+        for workflow_type in sorted(types):
+            seen = by_type.get(workflow_type, [])
+            if not any(patch in patches for patches in seen):
+                missing.append(f"{workflow_type} after {patch}")
+            if not any(patch not in patches for patches in seen):
+                missing.append(f"{workflow_type} before {patch}")
+    assert missing == []
