@@ -44,5 +44,6 @@ async def record_usage(
         ),
         start_to_close_timeout=STORE_TIMEOUT,
         retry_policy=STORE_RETRY,
+        activity_id="record-usage",
         summary=f"record usage ({usage.total_tokens} tokens)",
     )

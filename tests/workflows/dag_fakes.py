@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from activities.dag import load_artifact_text, offload_output
 from activities.store import resolve_agent_snapshots
 from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, NodeSpec, RunDagInput
+from contracts.goals import RecordUsageInput
 from contracts.tools import ToolResult
 from contracts.usage import TokenUsage
 from workflows.dag import DagWorkflow
@@ -25,6 +26,8 @@ GATES: dict[str, asyncio.Event] = {}
 STARTED: dict[str, asyncio.Event] = {}
 ARCHIVED: dict[str, dict[int, DagEvent]] = {}
 """Events the stand-in archive activity kept: workflow id -> stream offset -> event."""
+USAGE: dict[str, RecordUsageInput] = {}
+"""What the stand-in usage ledger got: workflow id -> the run's usage record."""
 
 
 @activity.defn(name="archive_dag_events")
@@ -34,6 +37,12 @@ async def fake_archive_dag_events(data: ArchiveDagEventsInput) -> int:
     for item in data.events:
         kept.setdefault(item.seq, item.event)
     return len(data.events)
+
+
+@activity.defn(name="record_run_usage")
+async def fake_record_run_usage(params: RecordUsageInput) -> None:
+    """The usage ledger without a database: a top-level DagWorkflow writes it as it closes."""
+    USAGE[params.workflow_id] = params
 
 
 def gate(key: str) -> tuple[asyncio.Event, asyncio.Event]:
@@ -109,6 +118,7 @@ def make_worker(client: Client, task_queue: str, **kwargs: Any) -> Worker:
             load_artifact_text,
             resolve_agent_snapshots,
             fake_archive_dag_events,
+            fake_record_run_usage,
         ],
         max_concurrent_activities=300,
         **kwargs,

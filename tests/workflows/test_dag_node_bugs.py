@@ -9,7 +9,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
 from contracts.dag import ExecutionStatus, NodeStatus
-from tests.workflows.dag_fakes import fake_noop, new_queue, node, spec, start
+from tests.workflows.dag_fakes import fake_noop, fake_record_run_usage, new_queue, node, spec, start
 from workflows.dag import DagWorkflow
 
 
@@ -30,9 +30,8 @@ async def test_a_node_whose_result_does_not_decode_fails_and_on_failure_applies(
         node("independent"),
         on_failure=policy,
     )
-    async with Worker(
-        client, task_queue=queue, workflows=[DagWorkflow], activities=[fake_garbled, fake_noop]
-    ):
+    activities = [fake_garbled, fake_noop, fake_record_run_usage]
+    async with Worker(client, task_queue=queue, workflows=[DagWorkflow], activities=activities):
         handle = await start(client, queue, dag)
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -50,7 +49,7 @@ async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_runni
 ) -> None:
     from temporalio.worker import UnsandboxedWorkflowRunner
 
-    from tests.workflows.dag_fakes import fake_blocker, gate
+    from tests.workflows.dag_fakes import fake_blocker, fake_record_run_usage, gate
     from workflows.dag_graph import DagGraph
 
     original = DagGraph.process_finished
@@ -68,7 +67,7 @@ async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_runni
         client,
         task_queue=queue,
         workflows=[DagWorkflow],
-        activities=[fake_noop, fake_blocker],
+        activities=[fake_noop, fake_blocker, fake_record_run_usage],
         # The sandbox would re-import DagGraph and miss the patch.
         workflow_runner=UnsandboxedWorkflowRunner(),
         workflow_failure_exception_types=[Exception],

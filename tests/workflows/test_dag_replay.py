@@ -91,8 +91,9 @@ async def test_activities_are_named_after_nodes_and_a_compact_carry_replays(clie
         for e in h.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     )
-    # Tools, and the activity that stores a large output, are named after the node and attempt.
-    assert ids == ["big-1", "big-1-store", "fetch-1", "last-1"]
+    # Tools, and the activity that stores a large output, are named after the node and attempt;
+    # the closing run records the execution's usage.
+    assert ids == ["big-1", "big-1-store", "fetch-1", "last-1", "record-usage"]
     big = next(n for n in result.nodes if n.id == "big")
     assert big.artifact == f"{handle.id}-big.json"
     replay = replayer(DagWorkflow)

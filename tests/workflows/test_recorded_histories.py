@@ -48,7 +48,7 @@ def _type_of(history: WorkflowHistory) -> str:
 
 async def _patches_of(history: WorkflowHistory) -> set[str]:
     """The patch ids a history's markers carry (decoded like the worker decodes them)."""
-    converter = replayer().config()["data_converter"]
+    converter = replayer(*WORKFLOWS).config()["data_converter"]
     found: set[str] = set()
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
