@@ -28,7 +28,9 @@ from api.routes import (
     runs,
     stats,
     task,
+    telegram,
     tools,
+    webapp,
     workflows,
 )
 from core.crypto import CryptoError
@@ -137,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(config.router)
+    app.include_router(telegram.router)  # its own auth: Telegram's secret token header
+    app.include_router(webapp.router)  # its own auth: Telegram-signed initData
     protected = [Depends(require_token)]
     for module in (
         providers,

@@ -123,7 +123,9 @@ def children(settings: Settings) -> list[Child]:
                 ports=(settings.local_model_port,),
             )
         )
-    if settings.telegram_bot_token is not None and (ROOT / "bot" / "main.py").exists():
+    if settings.telegram_bot_token is not None:  # a blank TELEGRAM_BOT_TOKEN counts as unset
+        # Polls Telegram, or with TELEGRAM_WEBHOOK_URL handles what the API's webhook received;
+        # either way it follows runs (approvals, progress), so it needs Temporal like the worker.
         parts.append(Child("bot", [python, "-m", "bot.main"], env=env, requires=up))
     return parts
 

@@ -8,6 +8,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -57,6 +58,16 @@ class Settings(BaseSettings):
     telegram_allowed_user_ids: IntList = []
     telegram_notify_chat_ids: IntList = []
     telegram_api_base: str | None = None
+    telegram_webhook_url: str | None = None
+    """Where Telegram posts updates (the API's `/webhook/telegram`, public HTTPS); unset: the bot
+    polls. Needs TELEGRAM_WEBHOOK_SECRET."""
+    telegram_webapp_url: str | None = None
+    """The Web App page (the API's `/webapp`) the bot's menu button opens; unset: derived from
+    TELEGRAM_WEBHOOK_URL, and with neither there is no menu button."""
+    telegram_webapp_max_age_s: int = Field(default=86_400, gt=0)
+    """A Web App request's `initData` older than this (its `auth_date`) is refused."""
+    telegram_progress_interval_s: float = Field(default=3.0, ge=0.2, le=300)
+    """At most one progress edit per chat this often (Telegram limits edits per chat)."""
     artifacts_dir: Path = DATA_DIR / "artifacts"
     log_level: str = "INFO"
     http_allowlist: StrList = []
@@ -88,6 +99,19 @@ class Settings(BaseSettings):
     def _list_from_env(cls, value: Any) -> Any:
         return _split_list(value)
 
+    @field_validator(
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "telegram_api_base",
+        "telegram_webhook_url",
+        "telegram_webapp_url",
+        mode="before",
+    )
+    @classmethod
+    def _telegram_blank_is_unset(cls, value: Any) -> Any:
+        """`TELEGRAM_BOT_TOKEN=` in a `.env` means no bot, not a bot with an empty token."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -118,6 +142,23 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"LLM_PROVIDER={self.llm_provider} needs {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _telegram_webhook_has_secret(self) -> "Settings":
+        """A webhook without a secret would accept updates from anyone who finds the URL."""
+        if self.telegram_webhook_url is not None and self.telegram_webhook_secret is None:
+            raise ValueError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET")
+        return self
+
+    @property
+    def telegram_webapp_page(self) -> str | None:
+        """The Web App's URL: TELEGRAM_WEBAPP_URL, else the webhook's origin + `/webapp`."""
+        if self.telegram_webapp_url:
+            return self.telegram_webapp_url
+        if self.telegram_webhook_url:
+            parts = urlsplit(self.telegram_webhook_url)
+            return f"{parts.scheme}://{parts.netloc}/webapp"
+        return None
 
     @property
     def temporal_target(self) -> str:

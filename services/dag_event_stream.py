@@ -9,6 +9,7 @@ an archive write that failed) is reported as a `Gap`, never skipped silently.
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,6 +24,8 @@ from core.settings import Settings
 EVENTS_TOPIC = "events"
 PAGE = 1000
 """Archived events read per database round trip."""
+POLL_COOLDOWN = timedelta(milliseconds=100)
+"""Workflow Streams' default pause between polls once caught up."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,24 @@ async def _from_archive(
 
 
 async def events(
-    client: Client, settings: Settings, execution_id: str, *, after: int | None
+    client: Client,
+    settings: Settings,
+    execution_id: str,
+    *,
+    after: int | None,
+    poll_cooldown: timedelta = POLL_COOLDOWN,
 ) -> AsyncIterator[StreamItem]:
     """(offset, event) after `after` (exclusive), or a Gap; ends when the execution closes.
-    Follows continue-as-new, so the offsets keep counting across runs."""
+    Follows continue-as-new, so the offsets keep counting across runs. A subscriber that can wait
+    (the bot) passes a longer `poll_cooldown`: fewer polls, each one an update in the history."""
     expected = 0 if after is None else after + 1
     async for item in _from_archive(settings, execution_id, start=expected):
         yield item
         expected = (item.last if isinstance(item, Gap) else item[0]) + 1
     stream = WorkflowStreamClient.create(client, execution_id)
-    async for live in stream.subscribe(EVENTS_TOPIC, from_offset=expected, result_type=DagEvent):
+    async for live in stream.subscribe(
+        EVENTS_TOPIC, from_offset=expected, result_type=DagEvent, poll_cooldown=poll_cooldown
+    ):
         if live.offset < expected:
             continue
         if live.offset > expected:

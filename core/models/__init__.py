@@ -17,6 +17,7 @@ from core.models.provider import (
     ProviderUpdate,
 )
 from core.models.side_effect import SideEffect, SideEffectStatus
+from core.models.telegram import TelegramApproval, TelegramProgress, TelegramUpdate, TelegramWatch
 from core.models.todo import TaskStatus, TodoTask, TodoTaskCreate, TodoTaskPublic, TodoTaskStatusUpdate
 
 __all__ = [
@@ -54,6 +55,10 @@ __all__ = [
     "SideEffect",
     "SideEffectStatus",
     "TaskStatus",
+    "TelegramApproval",
+    "TelegramProgress",
+    "TelegramUpdate",
+    "TelegramWatch",
     "TodoTask",
     "TodoTaskCreate",
     "TodoTaskPublic",

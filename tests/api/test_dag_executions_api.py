@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_for, wait_node
 from tests.fakes.openai_server import Fail, FakeOpenAI
-from tests.helpers import make_agent, make_provider
+from tests.helpers import decoded_history, make_agent, make_provider
 
 GATED = {
     "nodes": [
@@ -113,8 +113,12 @@ async def test_cancel_then_delete_and_409s(api: httpx.AsyncClient) -> None:
     assert {n["id"]: n["status"] for n in body["nodes"]}["after"] == "cancelled"
     assert (await api.post(f"/api/v1/dag-executions/{execution_id}/cancel")).status_code == 409
 
-    # Temporal deletes asynchronously (the dev server takes ~30 s); the request is accepted.
     assert (await api.delete(f"/api/v1/dag-executions/{execution_id}")).status_code == 204
+    # Temporal deletes asynchronously; the execution is gone soon after, for reads and a second delete.
+    async with asyncio.timeout(90):
+        while (await api.get(f"/api/v1/dag-executions/{execution_id}")).status_code != 404:
+            await asyncio.sleep(0.5)
+    assert (await api.delete(f"/api/v1/dag-executions/{execution_id}")).status_code == 404
 
 
 async def test_list_executions_filters_by_status(api: httpx.AsyncClient) -> None:
@@ -229,9 +233,8 @@ async def test_resume_failed_execution_reruns_only_unfinished_nodes(
 
 async def _tool_runs(client: Client, workflow_id: str, tool: str) -> int:
     """Activities (local ones are markers) for a tool in an execution's history."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
     count = 0
-    for event in history.events:
+    for event in await decoded_history(client, workflow_id):  # marker details are encrypted
         if event.HasField("activity_task_scheduled_event_attributes"):
             count += event.activity_task_scheduled_event_attributes.activity_type.name == tool
         if event.HasField("marker_recorded_event_attributes"):

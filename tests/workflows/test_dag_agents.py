@@ -57,4 +57,5 @@ async def test_agent_node_prompt_uses_tool_output_and_its_usage_is_reported(
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    assert len(ids) == 2  # pinning the agent version, then one model request
+    # pinning the agent version, one model request, then the closing run records its usage
+    assert len(ids) == 3 and ids[-1] == "record-usage"

@@ -1,0 +1,18 @@
+"""The bot's routers, one per feature, in the order the dispatcher tries them."""
+
+from aiogram import Router
+
+from bot.handlers import agents, approvals, errors, goals, lists, runs, start
+
+
+def routers() -> list[Router]:
+    """Commands first; plain text last, so it never shadows a command."""
+    return [
+        start.router,
+        goals.router,
+        runs.router,
+        agents.router,
+        lists.router,
+        approvals.router,
+        errors.router,
+    ]
