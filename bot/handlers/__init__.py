@@ -6,13 +6,14 @@ from bot.handlers import agents, approvals, errors, goals, lists, runs, start
 
 
 def routers() -> list[Router]:
-    """Commands first; plain text last, so it never shadows a command."""
+    """Fresh routers for one Dispatcher. Commands first; plain text last, so it never shadows a
+    command."""
     return [
-        start.router,
-        goals.router,
-        runs.router,
-        agents.router,
-        lists.router,
-        approvals.router,
-        errors.router,
+        start.router(),
+        goals.router(),
+        runs.router(),
+        agents.router(),
+        lists.router(),
+        approvals.router(),
+        errors.router(),
     ]

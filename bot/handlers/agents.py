@@ -15,10 +15,7 @@ from core.settings import Settings
 from services import agents
 from services.waiting import StillRunning
 
-router = Router(name="agents")
 
-
-@router.message(Command("ask"))
 async def ask_command(message: Message, command: CommandObject, settings: Settings, temporal: Client) -> None:
     """Run the named agent's active version on the prompt and answer its output."""
     name, _, prompt = (command.args or "").strip().partition(" ")
@@ -44,3 +41,10 @@ async def ask_command(message: Message, command: CommandObject, settings: Settin
     await answer_text(
         message, output + footer, filename=f"{agent.name}-answer.txt", caption=f"{agent.name} answered"
     )
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="agents")
+    found.message.register(ask_command, Command("ask"))
+    return found

@@ -14,10 +14,7 @@ from core.settings import Settings
 from services import dag_executions, telegram_approvals
 from services.telegram_approvals import APPROVED, GONE, REJECTED
 
-router = Router(name="approvals")
 
-
-@router.callback_query(ApprovalCb.filter())
 async def decide(
     query: CallbackQuery, callback_data: ApprovalCb, bot: Bot, settings: Settings, temporal: Client
 ) -> None:
@@ -55,3 +52,10 @@ async def decide(
             raise
     await show_decision(bot, claimed, pressed=pressed)
     await query.answer("Approved." if callback_data.ok else "Rejected.")
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="approvals")
+    found.callback_query.register(decide, ApprovalCb.filter())
+    return found

@@ -11,10 +11,7 @@ from core.errors import DomainError
 
 log = logging.getLogger("goalflow.bot")
 
-router = Router(name="errors")
 
-
-@router.errors()
 async def on_error(event: ErrorEvent) -> bool:
     """Domain errors carry a message safe to show; anything else is logged and apologised for."""
     exc = event.exception
@@ -27,3 +24,10 @@ async def on_error(event: ErrorEvent) -> bool:
     elif update.callback_query is not None:
         await update.callback_query.answer(html.unescape(text)[:200], show_alert=True)
     return True
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="errors")
+    found.errors.register(on_error)
+    return found

@@ -14,8 +14,6 @@ from core.models import GoalCreate, GoalStatus
 from core.settings import Settings
 from services import goals
 
-router = Router(name="goals")
-
 TITLE_CHARS = 80
 
 
@@ -27,7 +25,6 @@ def title_of(text: str) -> str:
     return line[:TITLE_CHARS].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
 
 
-@router.message(Command("goal"))
 async def goal_command(
     message: Message, command: CommandObject, settings: Settings, temporal: Client, progress: ProgressFollower
 ) -> None:
@@ -53,7 +50,6 @@ async def goal_command(
     )
 
 
-@router.message(Command("run"))
 async def run_command(
     message: Message, command: CommandObject, settings: Settings, temporal: Client, progress: ProgressFollower
 ) -> None:
@@ -87,15 +83,23 @@ async def _set_status(
     await message.answer(f"{texts.icon(goal.status)} Goal <b>#{goal_id}</b>{schedule} {verb}.")
 
 
-@router.message(Command("pause"))
 async def pause_command(
     message: Message, command: CommandObject, settings: Settings, temporal: Client
 ) -> None:
     await _set_status(message, command, settings, temporal, GoalStatus.paused)
 
 
-@router.message(Command("resume"))
 async def resume_command(
     message: Message, command: CommandObject, settings: Settings, temporal: Client
 ) -> None:
     await _set_status(message, command, settings, temporal, GoalStatus.active)
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="goals")
+    found.message.register(goal_command, Command("goal"))
+    found.message.register(run_command, Command("run"))
+    found.message.register(pause_command, Command("pause"))
+    found.message.register(resume_command, Command("resume"))
+    return found

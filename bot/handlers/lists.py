@@ -3,7 +3,7 @@
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -14,8 +14,6 @@ from bot.keyboards import PageCb, pager
 from core.db import session_scope
 from core.settings import Settings
 from services import agents, goals, runs
-
-router = Router(name="lists")
 
 PAGE = 8
 
@@ -87,22 +85,18 @@ async def send_page(message: Message, settings: Settings, temporal: Client, kind
     await message.answer(text, reply_markup=markup)
 
 
-@router.message(Command("goals"))
 async def goals_command(message: Message, settings: Settings, temporal: Client) -> None:
     await send_page(message, settings, temporal, "goals")
 
 
-@router.message(Command("runs"))
 async def runs_command(message: Message, settings: Settings, temporal: Client) -> None:
     await send_page(message, settings, temporal, "runs")
 
 
-@router.message(Command("agents"))
 async def agents_command(message: Message, settings: Settings, temporal: Client) -> None:
     await send_page(message, settings, temporal, "agents")
 
 
-@router.callback_query(PageCb.filter(F.kind.in_(LISTS.keys())))
 async def turn_page(
     query: CallbackQuery, callback_data: PageCb, settings: Settings, temporal: Client
 ) -> None:
@@ -115,3 +109,13 @@ async def turn_page(
         with contextlib.suppress(TelegramBadRequest):  # the same page again: nothing to change
             await query.message.edit_text(text, reply_markup=markup)
     await query.answer()
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="lists")
+    found.message.register(goals_command, Command("goals"))
+    found.message.register(runs_command, Command("runs"))
+    found.message.register(agents_command, Command("agents"))
+    found.callback_query.register(turn_page, PageCb.filter())
+    return found

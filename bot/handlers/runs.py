@@ -11,8 +11,6 @@ from core.errors import Conflict
 from core.settings import Settings
 from services import dag_executions, runs
 
-router = Router(name="runs")
-
 
 async def _goal_run(temporal: Client, settings: Settings, run_id: str) -> str:
     detail = await runs.get_run(temporal, settings, run_id)
@@ -66,7 +64,6 @@ async def _dag_execution(temporal: Client, settings: Settings, execution_id: str
     return "\n".join(lines)
 
 
-@router.message(Command("status"))
 async def status_command(
     message: Message, command: CommandObject, settings: Settings, temporal: Client
 ) -> None:
@@ -79,3 +76,10 @@ async def status_command(
     else:
         text = await _goal_run(temporal, settings, run_id)
     await answer_text(message, text, filename=f"{run_id}.txt", caption=f"Status of {run_id}")
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="runs")
+    found.message.register(status_command, Command("status"))
+    return found

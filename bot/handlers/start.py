@@ -7,15 +7,19 @@ from aiogram.types import Message
 from bot import keyboards, texts
 from core.settings import Settings
 
-router = Router(name="start")
 
-
-@router.message(CommandStart())
 async def start(message: Message, settings: Settings) -> None:
     """Greeting, with the Web App button when one is configured."""
     await message.answer(texts.start(), reply_markup=keyboards.web_app(settings.telegram_webapp_page))
 
 
-@router.message(Command("help"))
 async def help_command(message: Message) -> None:
     await message.answer(texts.help_text())
+
+
+def router() -> Router:
+    """A fresh router: a Dispatcher owns its routers, so a restarted bot builds new ones."""
+    found = Router(name="start")
+    found.message.register(start, CommandStart())
+    found.message.register(help_command, Command("help"))
+    return found

@@ -10,6 +10,7 @@ the time it arrived, and hands out updates a test injects through long-polled `g
 import asyncio
 import itertools
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,11 +58,10 @@ class FakeTelegram:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -76,7 +76,9 @@ class FakeTelegram:
             found["username"] = username
         return found
 
-    def message_update(self, user: dict[str, Any], text: str, *, chat_id: int | None = None) -> dict[str, Any]:
+    def message_update(
+        self, user: dict[str, Any], text: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
         """A text message from `user` (a private chat with them unless `chat_id` is given)."""
         chat = _chat(chat_id if chat_id is not None else user["id"], user)
         message: dict[str, Any] = {
@@ -128,23 +130,25 @@ class FakeTelegram:
         return [m for (chat, _), m in sorted(self.messages.items()) if chat == chat_id]
 
     async def wait_for(
-        self, predicate: Callable[[], Any], *, timeout: float = 60, what: str = "condition"
+        self, predicate: Callable[[], Any], *, within: float = 60, what: str = "condition"
     ) -> Any:
         """Wait until `predicate()` answers something truthy (checked after every call)."""
         assert self._changed is not None
         try:
-            async with asyncio.timeout(timeout), self._changed:
+            async with asyncio.timeout(within), self._changed:
                 while not (found := predicate()):
                     await self._changed.wait()
                 return found
         except TimeoutError:
             methods = [f"{c.method}({_short(c.params)})" for c in self.calls[-15:]]
-            raise AssertionError(f"fake Telegram: no {what} within {timeout}s; last calls: {methods}") from None
+            raise AssertionError(
+                f"fake Telegram: no {what} within {within}s; last calls: {methods}"
+            ) from None
 
-    async def wait_call(self, method: str, *, timeout: float = 60, **match: Any) -> Call:
+    async def wait_call(self, method: str, *, within: float = 60, **match: Any) -> Call:
         """The first call of `method` matching `match`, waiting for it if need be."""
         found: Call = await self.wait_for(
-            lambda: next(iter(self.of(method, **match)), None), timeout=timeout, what=f"{method} {match}"
+            lambda: next(iter(self.of(method, **match)), None), within=within, what=f"{method} {match}"
         )
         return found
 
@@ -203,7 +207,11 @@ class FakeTelegram:
         return True
 
     async def _m_getwebhookinfo(self, params: dict[str, Any], files: Any) -> Any:
-        return {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+        return {
+            "url": (self.webhook or {}).get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
 
     async def _m_setmycommands(self, params: dict[str, Any], files: Any) -> Any:
         return True
@@ -226,7 +234,11 @@ class FakeTelegram:
         ref = str(params.get("document", ""))
         name, _ = files.get(ref.removeprefix("attach://"), ("document", b""))
         message = self._new_message(params)
-        message["document"] = {"file_id": f"doc-{message['message_id']}", "file_unique_id": "u", "file_name": name}
+        message["document"] = {
+            "file_id": f"doc-{message['message_id']}",
+            "file_unique_id": "u",
+            "file_name": name,
+        }
         if params.get("caption"):
             message["caption"] = str(params["caption"])
         return message
