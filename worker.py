@@ -14,6 +14,7 @@ from activities.catalog import load_planning_catalog
 from activities.dag import load_artifact_text, offload_output
 from activities.dag_events import archive_dag_events
 from activities.goals import fetch_dag_status, load_goal_snapshot, record_run_usage, save_goal_report
+from activities.intake import pin_intake_agents, store_message_analysis, update_message_progress
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
@@ -25,6 +26,7 @@ from workflows.agent_test import AgentTestWorkflow
 from workflows.dag import DagWorkflow
 from workflows.experiment import DagExperimentWorkflow
 from workflows.goal import GoalWorkflow
+from workflows.message import MessageWorkflow
 from workflows.planner import PlannerWorkflow
 
 log = logging.getLogger("goalflow.worker")
@@ -35,6 +37,7 @@ WORKFLOWS: list[type] = [
     DagExperimentWorkflow,
     DagWorkflow,
     GoalWorkflow,
+    MessageWorkflow,
     PlannerWorkflow,
 ]
 
@@ -47,9 +50,12 @@ ACTIVITIES: list[Callable[..., Any]] = [
     load_planning_catalog,
     load_task_attachments,
     offload_output,
+    pin_intake_agents,
     record_run_usage,
     resolve_agent_snapshots,
     save_goal_report,
+    store_message_analysis,
+    update_message_progress,
     validate_provider,
     *TOOL_ACTIVITIES,
 ]

@@ -24,14 +24,17 @@ from api.routes import (
     goals,
     health,
     memories,
+    messages,
     providers,
     runs,
     stats,
     task,
+    tasks,
     telegram,
     tools,
     webapp,
     workflows,
+    ws,  # WS /api/v1/ws
 )
 from core.crypto import CryptoError
 from core.db import dispose_engines, session_scope
@@ -40,6 +43,7 @@ from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services.defaults import ensure_defaults
+from services.realtime import close_hub
 from services.temporal_errors import rpc_error
 
 log = logging.getLogger("goalflow.api")
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # an unmigrated or unreachable DB: readiness names it
             log.warning("default provider and agents not registered: %s", type(exc).__name__)
         yield
+        await close_hub(app.state)  # the real-time hub of WS /api/v1/ws
         await dispose_engines()
 
     app = FastAPI(
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(config.router)
     app.include_router(telegram.router)  # its own auth: Telegram's secret token header
     app.include_router(webapp.router)  # its own auth: Telegram-signed initData
+    app.include_router(ws.router)  # WS /api/v1/ws: checks the token itself before accepting
     protected = [Depends(require_token)]
     for module in (
         providers,
@@ -153,7 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         goals,
         runs,
         memories,
+        messages,
         task,
+        tasks,
         stats,
         workflows,
     ):

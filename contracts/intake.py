@@ -167,16 +167,19 @@ def resolve_entities(raw: RawEntities, *, text: str, sent_at: datetime) -> Entit
     resolved against `sent_at`, currencies as ISO codes, links that are URLs (plus any URL the
     message contains that the model missed)."""
     lowered = text.lower()
-    people = list(dict.fromkeys(p.strip() for p in raw.people if p.strip() and p.strip().lower() in lowered))
+    people: dict[str, str] = {}
+    for name in (p.strip() for p in raw.people):
+        if name and name.lower() in lowered:
+            people.setdefault(name.lower(), name)
     dates = []
     for expression in dict.fromkeys(d.strip() for d in raw.dates if d.strip()):
         day, clock = resolve(expression, sent_at)
         at = datetime.combine(day, clock, tzinfo=sent_at.tzinfo) if day and clock else None
         dates.append(DateEntity(text=expression, date=day, time=clock, at=at))
-    links = [link for link in raw.links if _LINK.fullmatch(link.strip())]
-    links = list(dict.fromkeys([*(link.strip() for link in links), *_LINK.findall(text)]))
+    found = [link.strip() for link in raw.links if _LINK.fullmatch(link.strip())] + _LINK.findall(text)
+    links = list(dict.fromkeys(link.rstrip(".,;:!?") for link in found))
     amounts = [Amount(value=a.value, currency=_currency(a.currency)) for a in raw.amounts]
-    return Entities(people=people, dates=dates, amounts=amounts, links=links)
+    return Entities(people=list(people.values()), dates=dates, amounts=amounts, links=links)
 
 
 def _stamp(sent_at: datetime) -> str:
@@ -293,6 +296,12 @@ class NewTask(BaseModel):
     priority: Priority = Priority.normal
     due_at: datetime | None = None
     assignees: list[str] = []
+
+
+class StoreAnalysisInput(BaseModel):
+    analysis: MessageAnalysis
+    task: NewTask | None = None
+    """The task to create when the message is one."""
 
 
 class MessageOutcome(BaseModel):

@@ -12,7 +12,8 @@ from temporalio.service import RPCError
 from contracts.agent_task import RUN_KIND_TASK
 from core.models import RunUsage
 from core.models.common import utcnow
-from services import goals, runs
+from services import goals, runs, todo_tasks
+from services import messages as intake_messages
 from services.temporal_errors import rpc_error
 
 
@@ -36,6 +37,10 @@ class Stats(BaseModel):
     runs: dict[str, int]
     tasks: dict[str, int]
     tokens: TokenStats
+    todo_tasks: dict[str, int] = {}
+    """Tasks people track (`/tasks`) by status; `tasks` counts agent tasks (`POST /task`)."""
+    messages_by_category: dict[str, int] = {}
+    """Chat messages by category (`unclassified`: pending or failed)."""
 
 
 async def _totals(session: AsyncSession, since: datetime) -> dict[str, TokenTotals]:
@@ -90,4 +95,6 @@ async def get_stats(session: AsyncSession, client: Client) -> Stats:
         runs=run_counts,
         tasks=task_counts,
         tokens=TokenStats(today=_sum(today), last_7_days=_sum(week), last_7_days_by_kind=week),
+        todo_tasks=await todo_tasks.count_by_status(session),
+        messages_by_category=await intake_messages.count_by_category(session),
     )

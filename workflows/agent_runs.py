@@ -6,6 +6,7 @@ non-retryable application errors so callers can answer them by type.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -32,12 +33,18 @@ def provider_failure(exc: BaseException) -> ApplicationError | None:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
-async def run_agent(agent: AgentSnapshot, prompt: str | Sequence[UserContent]) -> AgentRunOutput:
+async def run_agent(
+    agent: AgentSnapshot, prompt: str | Sequence[UserContent], *, output_type: Any = None
+) -> AgentRunOutput:
     """Run one agent version on a prompt (text, or parts such as attached files and images);
-    every model request and tool call is a Temporal activity."""
+    every model request and tool call is a Temporal activity. `output_type` replaces the
+    version's own (a caller whose output is a fixed contract, such as the chat intake)."""
     started = workflow.now()
+    options = run_options(agent)
+    if output_type is not None:
+        options["output_type"] = output_type
     try:
-        result = await goalflow_agent.run(prompt, **run_options(agent))
+        result = await goalflow_agent.run(prompt, **options)
     except Exception as exc:
         failure = provider_failure(exc)
         if failure is None:

@@ -117,3 +117,14 @@ class MessagePublic(BaseModel):
             task_id=task.id if task is not None else task_id,
             task=task,
         )
+
+
+EVENT_TEXT_CHARS = 500
+"""Events carry the start of a message's text; `GET /messages/{id}` has all of it."""
+
+
+def message_event_data(message: Message, *, task_id: int | None = None) -> dict[str, Any]:
+    """The `message` object of message.* events: the public shape, text shortened."""
+    public = MessagePublic.of(message, task_id=task_id)
+    public.text = public.text[:EVENT_TEXT_CHARS]
+    return public.model_dump(mode="json", exclude={"task"})

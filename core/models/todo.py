@@ -7,6 +7,7 @@ todo to reopen.
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, field_validator
 from sqlalchemy import Column, String
@@ -90,3 +91,10 @@ class TodoTaskPublic(BaseModel):
     @classmethod
     def of(cls, task: TodoTask) -> "TodoTaskPublic":
         return cls.model_validate(task, from_attributes=True)
+
+
+def task_event_data(task: TodoTask) -> dict[str, Any]:
+    """The `task` object of task.* events: the public shape, description shortened."""
+    public = TodoTaskPublic.of(task)
+    public.description = public.description[:500]
+    return public.model_dump(mode="json")
