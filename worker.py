@@ -19,6 +19,7 @@ from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
 from core.logs import setup_logging
+from core import metrics, observability
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from workflows.agent_task import AgentTaskWorkflow
@@ -87,6 +88,7 @@ def build_worker(
         max_concurrent_activities=200,
         # A bug in workflow code fails the workflow with its error instead of retrying the
         # workflow task until a fix is deployed; domain failures are typed ApplicationErrors.
+        interceptors=[observability.NodeContextInterceptor()],  # node ids in activity logs
         workflow_failure_exception_types=[Exception],
     )
 
@@ -94,7 +96,11 @@ def build_worker(
 async def main() -> None:
     """Connect, make sure the search attributes exist, and poll until interrupted."""
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    observability.setup_tracing(settings, "goalflow-worker")
+    metrics.enable_temporal_metrics()  # before connecting: the client's runtime records them
+    if settings.worker_metrics_address:
+        metrics.serve(settings.worker_metrics_address)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings)

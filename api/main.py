@@ -17,6 +17,7 @@ from api.limits import BodySizeLimit
 from api.routes import (
     agents,
     artifacts,
+    codec,
     config,
     dag_executions,
     dags,
@@ -25,6 +26,7 @@ from api.routes import (
     health,
     memories,
     messages,
+    metrics,
     providers,
     runs,
     stats,
@@ -36,10 +38,12 @@ from api.routes import (
     workflows,
     ws,  # WS /api/v1/ws
 )
+from core import observability
 from core.crypto import CryptoError
 from core.db import dispose_engines, session_scope
 from core.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from core.logs import setup_logging
+from core.metrics import HttpMetrics, enable_temporal_metrics
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services.defaults import ensure_defaults
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.temporal = None
+        enable_temporal_metrics()  # the Temporal client's own metrics join /metrics
         try:
             app.state.temporal = await connect(settings)
         except RuntimeError:
@@ -135,6 +140,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Namespace"],
         )
+    # After CORS_ORIGINS' middleware, so outside it: the Web UI's codec calls are answered first.
+    app.add_middleware(codec.WebUiCors, origins=codec.web_ui_origins(settings))
+    app.add_middleware(HttpMetrics)
+    observability.instrument_api(app, settings)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(CryptoError, _crypto_error)
@@ -146,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(config.router)
     app.include_router(telegram.router)  # its own auth: Telegram's secret token header
     app.include_router(webapp.router)  # its own auth: Telegram-signed initData
+    app.include_router(codec.router)  # its own auth: the bearer token or the codec cookie
     app.include_router(ws.router)  # WS /api/v1/ws: checks the token itself before accepting
     protected = [Depends(require_token)]
     for module in (
@@ -164,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks,
         stats,
         workflows,
+        metrics,
     ):
         app.include_router(module.router, dependencies=protected)
     return app
@@ -172,14 +183,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:
     """Serve with uvicorn on API_PORT."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's loggers propagate to ours instead of printing their own lines.
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
     )
 
 

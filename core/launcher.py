@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from contracts.search import SEARCH_ATTRIBUTES
 from core import local_model
+from core.codec import new_codec_key
 from core.crypto import new_key
 from core.settings import DATA_DIR, GENERATED_ENV, Settings, describe_settings_error, get_settings
 from core.supervisor import Child, Supervisor
@@ -28,13 +29,15 @@ TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 
 def ensure_generated_secrets() -> None:
-    """Dev only: create the API token and encryption key once, then reuse them on every start."""
+    """Dev only: create the API token and encryption keys once, then reuse them on every start."""
     settings = Settings()
     lines = []
     if settings.api_token is None:
         lines.append(f"API_TOKEN={secrets.token_urlsafe(32)}")
     if settings.encryption_keys is None:
         lines.append(f"ENCRYPTION_KEYS={new_key()}")
+    if settings.codec_keys is None:
+        lines.append(f"CODEC_KEYS={new_codec_key()}")
     if lines:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         with GENERATED_ENV.open("a") as env_file:
@@ -60,6 +63,8 @@ def temporal_command(settings: Settings) -> list[str]:
         "--db-filename", str((DATA_DIR / "temporal.db").resolve()),
         "--port", str(settings.temporal_port),
         "--ui-port", str(settings.temporal_ui_port),
+        # The Web UI decodes payloads through the API (for whoever holds the token).
+        "--ui-codec-endpoint", settings.codec_endpoint,
         "--namespace", settings.temporal_namespace,
         "--log-level", "warn",
         "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
@@ -143,6 +148,7 @@ async def supervise(settings: Settings) -> int:
             "\n[goalflow] running — Ctrl-C stops everything\n"
             f"  API docs   http://{settings.api_host}:{settings.api_port}/docs\n"
             f"  Web UI     {settings.web_ui_url}\n"
+            f"  Decoding   {settings.codec_endpoint}/login (payloads are encrypted)\n"
             f"  Temporal   {settings.temporal_target} (task queue {settings.task_queue})\n"
             f"  API token  {token}\n",
             flush=True,

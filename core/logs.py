@@ -1,13 +1,80 @@
-"""Logging setup shared by every process."""
+"""Logging setup shared by every process: plain lines, or (LOG_FORMAT=json) one JSON object per
+line carrying the workflow id, run id and DAG node id of the code that logged, where known."""
 
+import json
 import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+NODE_ID: ContextVar[str | None] = ContextVar("goalflow_node_id", default=None)
+"""The DAG node the running activity works for (set by the worker's node-context interceptor)."""
+
+_CONTEXT_KEYS = ("workflow_id", "run_id", "node_id", "activity_id", "activity_type", "workflow_type")
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
-def setup_logging(level: str) -> None:
-    """Plain timestamped lines; third-party chatter kept at WARNING."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def temporal_context(record: logging.LogRecord) -> dict[str, Any]:
+    """Workflow, run, node and activity of a record: from the running activity, else from the
+    `temporal_workflow` / `temporal_activity` extras Temporal's loggers add, else from `extra=`."""
+    fields: dict[str, Any] = {}
+    for key in ("temporal_workflow", "temporal_activity"):
+        details = getattr(record, key, None)
+        if isinstance(details, dict):
+            found = {
+                "workflow_id": details.get("workflow_id"),
+                "run_id": details.get("run_id") or details.get("workflow_run_id"),
+                "workflow_type": details.get("workflow_type"),
+                "activity_id": details.get("activity_id"),
+                "activity_type": details.get("activity_type"),
+            }
+            fields.update({k: v for k, v in found.items() if v is not None})
+    if activity.in_activity():
+        info = activity.info()
+        fields.update(
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            workflow_type=info.workflow_type,
+            activity_id=info.activity_id,
+            activity_type=info.activity_type,
+            node_id=NODE_ID.get(),
+        )
+    for key in _CONTEXT_KEYS:  # an explicit `extra={"node_id": ...}` wins
+        value = getattr(record, key, None)
+        if value is not None:
+            fields[key] = value
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, Temporal context, and any other
+    `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **temporal_context(record),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in entry and not key.startswith("temporal_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Plain timestamped lines (or JSON lines); third-party chatter kept at WARNING."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=log_format == "json")
     for noisy in ("httpx", "httpcore", "openai", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     cors_origins: StrList = []
     """Browser origins allowed to call the API (Web App, Temporal Web UI codec calls); none by default."""
     encryption_keys: SecretStr | None = None
+    codec_keys: SecretStr | None = None
+    """AES-256 keys (URL-safe base64, comma-separated, newest first) for Temporal payloads."""
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_allowed_user_ids: IntList = []
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
     """At most one progress edit per chat this often (Telegram limits edits per chat)."""
     artifacts_dir: Path = DATA_DIR / "artifacts"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per line with workflow, run and node ids where known."""
+    worker_metrics_address: str = "127.0.0.1:9464"
+    """Where the worker serves Prometheus metrics (`host:port`; empty: none)."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """An OTLP (HTTP) collector; tracing is off unless this is set."""
     http_allowlist: StrList = []
     # The default LLM provider registered on start (services/defaults.py); `local` is the
     # embedded model served by `python -m core.local_model`, `none` registers nothing.
@@ -112,6 +120,16 @@ class Settings(BaseSettings):
         """`TELEGRAM_BOT_TOKEN=` in a `.env` means no bot, not a bot with an empty token."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("codec_keys")
+    @classmethod
+    def _codec_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        """A malformed key stops start-up here, not at the first payload."""
+        if value is not None:
+            from core.codec import parse_keys  # the codec stays out of light importers' way
+
+            parse_keys(value.get_secret_value())
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -129,7 +147,8 @@ class Settings(BaseSettings):
     def _no_missing_secrets_in_production(self) -> "Settings":
         """Production must be given its secrets; only dev may run on generated ones."""
         if self.environment == "production":
-            missing = [n for n in ("api_token", "encryption_keys") if getattr(self, n) is None]
+            required = ("api_token", "encryption_keys", "codec_keys")
+            missing = [n for n in required if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"{', '.join(m.upper() for m in missing)} must be set in production")
         return self
@@ -169,6 +188,12 @@ class Settings(BaseSettings):
     def web_ui_url(self) -> str:
         """Base URL of the Temporal Web UI that links in API answers point to."""
         return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def codec_endpoint(self) -> str:
+        """The API's remote codec endpoint as a browser on this machine reaches it."""
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return f"http://{host}:{self.api_port}/api/v1/codec"
 
     def workflow_ui_url(self, workflow_id: str) -> str:
         """The Web UI page of one workflow (its latest run)."""

@@ -2,26 +2,46 @@
 
 import logging
 
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from pydantic_ai.durable_exec.temporal import PydanticAIPayloadConverter, PydanticAIPlugin
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from contracts.search import SEARCH_ATTRIBUTES
+from core import metrics, observability
+from core.codec import codec_from_setting
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """pydantic-ai's payload converter with the CODEC_KEYS codec (PydanticAIPlugin keeps both), so
+    payloads, summaries and failure messages are ciphertext in Temporal's store."""
+    codec = codec_from_setting(settings.codec_keys.get_secret_value() if settings.codec_keys else None)
+    if codec is None:
+        return DataConverter(payload_converter_class=PydanticAIPayloadConverter)
+    return DataConverter(
+        payload_converter_class=PydanticAIPayloadConverter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: Settings) -> Client:
-    """A client whose data converter and plugins match the worker's, so payloads round-trip."""
+    """A client whose data converter and plugins match the worker's, so payloads round-trip;
+    its workers share its codec, its runtime (metrics) and its tracing interceptor."""
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
         plugins=[PydanticAIPlugin()],
+        interceptors=observability.temporal_interceptors(settings),
+        runtime=metrics.temporal_runtime(),
     )
 
 

@@ -23,9 +23,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from contracts.search import SEARCH_ATTRIBUTES
+from core.codec import new_codec_key
 from core.crypto import new_key
 from core.db import dispose_engines
 from core.settings import Settings, get_settings
+from core.temporal import data_converter
 from tests.fakes.openai_server import FakeOpenAI, start
 from worker import build_worker
 
@@ -38,6 +40,8 @@ FAST_MATCHING = [
     "--dynamic-config-value",
     "matching.numTaskqueueWritePartitions=1",
 ]
+CODEC_KEYS = new_codec_key()
+"""The session's payload key: every client, worker and API of the run encrypts like production."""
 
 
 @contextmanager
@@ -72,6 +76,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=TEMPORAL_BIN,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=FAST_MATCHING,
+        data_converter=data_converter(Settings(codec_keys=CODEC_KEYS)),
         plugins=[PydanticAIPlugin()],
     )
     yield env
@@ -98,6 +103,7 @@ def settings(
         "TASK_QUEUE": f"goalflow-test-{uuid.uuid4().hex[:8]}",
         "API_TOKEN": secrets.token_urlsafe(24),
         "ENCRYPTION_KEYS": new_key(),
+        "CODEC_KEYS": CODEC_KEYS,
         "ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),
         "LOG_LEVEL": "DEBUG",
     }

@@ -14,7 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "API_TOKEN": "token-secret", "ENCRYPTION_KEYS": "k1,k2"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "API_TOKEN": "token-secret",
+    "ENCRYPTION_KEYS": "k1,k2",
+    "CODEC_KEYS": "c1,c2",
+}
 
 
 def _binary() -> Path:
@@ -91,6 +96,7 @@ def test_app_services_are_configured_by_environment(tmp_path: Path) -> None:
         assert env["ENVIRONMENT"] == "production"
         assert env["API_TOKEN"] == SECRETS["API_TOKEN"]
         assert env["ENCRYPTION_KEYS"] == SECRETS["ENCRYPTION_KEYS"]
+        assert env["CODEC_KEYS"] == SECRETS["CODEC_KEYS"]
         assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
         assert env["DATABASE_URL"] == "postgresql+psycopg://goalflow:pg-secret@postgres:5432/goalflow"
     # Temporal keeps its state in the same PostgreSQL, not in a dev-server file.

@@ -6,18 +6,17 @@ import json
 from typing import Any
 
 import httpx
-from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Replayer
 
 from activities.tools.registry import TOOLS
 from contracts.tools import PREVIEW_CHARS, ToolResult
 from core.settings import Settings
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI, tool_call
-from tests.helpers import make_agent, make_provider
+from tests.helpers import decoded_history, make_agent, make_provider
+from tests.workflows.replay import replayer
 from workflows.agent_test import AgentTestWorkflow
 
 CALL_TOOL_ACTIVITY = "agent__goalflow_agent__toolset__goalflow_tools__call_tool"
@@ -36,7 +35,7 @@ def offered(body: dict[str, Any]) -> list[str]:
 
 
 async def history(client: Client, workflow_id: str) -> list[HistoryEvent]:
-    return list((await client.get_workflow_handle(workflow_id).fetch_history()).events)
+    return await decoded_history(client, workflow_id)
 
 
 def scheduled_activities(events: list[HistoryEvent]) -> list[tuple[str, str]]:
@@ -74,7 +73,7 @@ async def test_agent_calls_calculator_as_activity_and_sees_result(
     assert "calculator" in tool_calls[0][1]
 
     # The run, tool call included, replays deterministically from its history.
-    await Replayer(workflows=[AgentTestWorkflow], plugins=[PydanticAIPlugin()]).replay_workflow(
+    await replayer(AgentTestWorkflow).replay_workflow(
         await client.get_workflow_handle(body["workflow_id"]).fetch_history()
     )
 

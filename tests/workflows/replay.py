@@ -12,13 +12,22 @@ from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from core.settings import Settings
+from core.temporal import data_converter
+from tests.conftest import CODEC_KEYS
+
 HISTORIES = Path(__file__).parent / "histories"
 RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
 
 
 def replayer(*workflows: type) -> Replayer:
-    """A Replayer with the worker's pydantic-ai plugin, so payloads decode as they did live."""
-    return Replayer(workflows=list(workflows), plugins=[PydanticAIPlugin()])
+    """A Replayer with the worker's pydantic-ai plugin and the session's codec, so payloads decode
+    as they did live (recorded plaintext histories pass through the codec unchanged)."""
+    return Replayer(
+        workflows=list(workflows),
+        data_converter=data_converter(Settings(codec_keys=CODEC_KEYS)),
+        plugins=[PydanticAIPlugin()],
+    )
 
 
 async def replay_all(replay: Replayer, histories: Iterable[WorkflowHistory]) -> None:
