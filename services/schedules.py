@@ -157,15 +157,16 @@ async def unpause_schedule(client: Client, schedule_id: str, note: str) -> None:
         raise schedule_error(exc, schedule_id=schedule_id, doing="unpause") from None
 
 
-def _memo_value(client: Client, memo: Any, key: str) -> str | None:
+async def _memo_value(client: Client, memo: Any, key: str) -> str | None:
     raw = (memo or {}).get(key)
     if raw is None:
         return None
-    value = client.data_converter.payload_converter.from_payload(raw) if isinstance(raw, Payload) else raw
+    # A described memo is raw payloads: through the codec (they are encrypted), then converted.
+    value = (await client.data_converter.decode([raw]))[0] if isinstance(raw, Payload) else raw
     return str(value)
 
 
-def info_of(client: Client, description: ScheduleDescription) -> ScheduleInfo:
+async def info_of(client: Client, description: ScheduleDescription) -> ScheduleInfo:
     """A ScheduleInfo from a full description."""
     schedule = description.schedule
     action = schedule.action
@@ -181,7 +182,7 @@ def info_of(client: Client, description: ScheduleDescription) -> ScheduleInfo:
     ]
     return ScheduleInfo(
         id=description.id,
-        cron=_memo_value(client, memo, "cron"),
+        cron=await _memo_value(client, memo, "cron"),
         timezone=schedule.spec.time_zone_name,
         paused=schedule.state.paused,
         note=schedule.state.note,
@@ -198,7 +199,7 @@ async def describe_schedule(client: Client, schedule_id: str) -> ScheduleInfo:
         description = await client.get_schedule_handle(schedule_id).describe()
     except RPCError as exc:
         raise schedule_error(exc, schedule_id=schedule_id, doing="describe") from None
-    return info_of(client, description)
+    return await info_of(client, description)
 
 
 async def describe_schedules(client: Client, prefix: str) -> list[ScheduleInfo]:
