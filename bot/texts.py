@@ -27,7 +27,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("resume", "Resume a goal: /resume <goal id>"),
     ("agents", "Active agents"),
     ("ask", "Test an agent: /ask <agent> <prompt>"),
-    ("tasks", "Open tasks"),
+    ("tasks", "Your tasks"),
     ("done", "Mark a task done: /done <task id>"),
 ]
 
@@ -46,6 +46,9 @@ ICONS = {
     "paused": "⏸",
     "completed": "✅",
     "archived": "🗄",
+    "todo": "☐",
+    "in_progress": "🔄",
+    "done": "✅",
 }
 
 
@@ -205,3 +208,43 @@ UNKNOWN_PROMPT = "This approval is no longer known."
 def person(first_name: str | None, username: str | None) -> str:
     name = first_name or "someone"
     return f"{name} (@{username})" if username else name
+
+
+# ---------------------------------------------------------------------------- intake
+
+
+def task_line(task: Any) -> str:
+    """One task of a list (`TodoTaskPublic`)."""
+    due = f" · due {when(task.due_at)}" if task.due_at else ""
+    return f"{icon(task.status)} <b>#{task.id}</b> {esc(task.title)}{due}"
+
+
+def intake_received(message_id: int) -> str:
+    return f"📥 Got it (message #{message_id}); reading it…"
+
+
+def intake_understood(message: Any) -> str:
+    """What the intake made of a message (`MessagePublic` with its task)."""
+    head = f"📥 Message #{message.id}"
+    c = message.classification
+    if c is None:
+        if message.status == "failed":
+            return f"{head}: I could not read it ({esc(message.status_reason or 'no reason given')})."
+        reason = f" ({esc(message.status_reason)})" if message.status_reason else ""
+        return f"{head} is saved; it is still waiting to be read{reason}."
+    lines = [f"{head}: <b>{esc(c.category)}</b> · urgency {esc(c.urgency)}", f"“{esc(c.title)}”"]
+    e = message.entities
+    if e is not None:
+        if e.people:
+            lines.append("👤 " + ", ".join(esc(p) for p in e.people))
+        if e.dates:
+            lines.append("📅 " + ", ".join(esc(d.at or d.date or d.text) for d in e.dates))
+        if e.amounts:
+            lines.append("💰 " + ", ".join(esc(f"{a.value:g} {a.currency or ''}".strip()) for a in e.amounts))
+        if e.links:
+            lines.append("🔗 " + ", ".join(esc(link) for link in e.links))
+    if message.task is not None:
+        lines.append("✅ Task created: " + task_line(message.task))
+    elif not c.is_task:
+        lines.append("Not a task: filed as a note.")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.handlers import agents, approvals, errors, goals, lists, runs, start
+from bot.handlers import agents, approvals, errors, goals, intake, lists, runs, start, tasks
 
 
 def routers() -> list[Router]:
@@ -14,6 +14,8 @@ def routers() -> list[Router]:
         runs.router(),
         agents.router(),
         lists.router(),
+        tasks.router(),
         approvals.router(),
+        intake.router(),
         errors.router(),
     ]
