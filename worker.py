@@ -18,8 +18,8 @@ from activities.intake import pin_intake_agents, store_message_analysis, update_
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
-from core.logs import setup_logging
 from core import metrics, observability
+from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
 from workflows.agent_task import AgentTaskWorkflow

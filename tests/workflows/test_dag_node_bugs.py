@@ -1,6 +1,7 @@
 """Any exception from a node fails that node and `on_failure` applies: no workflow task retried
 forever, no closed execution showing a node "running"."""
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ async def test_a_node_whose_result_does_not_decode_fails_and_on_failure_applies(
         node("independent"),
         on_failure=policy,
     )
-    activities = [fake_garbled, fake_noop, fake_record_run_usage]
+    activities: list[Callable[..., Any]] = [fake_garbled, fake_noop, fake_record_run_usage]
     async with Worker(client, task_queue=queue, workflows=[DagWorkflow], activities=activities):
         handle = await start(client, queue, dag)
         with pytest.raises(WorkflowFailureError):
