@@ -88,7 +88,6 @@ def build_worker(
         max_concurrent_activities=200,
         # A bug in workflow code fails the workflow with its error instead of retrying the
         # workflow task until a fix is deployed; domain failures are typed ApplicationErrors.
-        interceptors=[observability.NodeContextInterceptor()],  # node ids in activity logs
         workflow_failure_exception_types=[Exception],
     )
 

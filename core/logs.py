@@ -3,14 +3,17 @@ line carrying the workflow id, run id and DAG node id of the code that logged, w
 
 import json
 import logging
-from contextvars import ContextVar
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
-NODE_ID: ContextVar[str | None] = ContextVar("goalflow_node_id", default=None)
-"""The DAG node the running activity works for (set by the worker's node-context interceptor)."""
+from contracts.workflow_names import DAG_WORKFLOW
+
+_NODE_ACTIVITY_ID = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]{0,63})-\d+(?:-load-\d+|-store|-agent-\d+)?$")
+"""DagWorkflow names a node's activities `<node>-<attempt>`, `...-load-<n>`, `...-store` and
+`...-agent-<n>` (node ids cannot hold anything that would make this ambiguous)."""
 
 _CONTEXT_KEYS = ("workflow_id", "run_id", "node_id", "activity_id", "activity_type", "workflow_type")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -39,8 +42,11 @@ def temporal_context(record: logging.LogRecord) -> dict[str, Any]:
             workflow_type=info.workflow_type,
             activity_id=info.activity_id,
             activity_type=info.activity_type,
-            node_id=NODE_ID.get(),
         )
+    if fields.get("workflow_type") == DAG_WORKFLOW and (
+        match := _NODE_ACTIVITY_ID.match(fields.get("activity_id", ""))
+    ):
+        fields["node_id"] = match.group(1)
     for key in _CONTEXT_KEYS:  # an explicit `extra={"node_id": ...}` wins
         value = getattr(record, key, None)
         if value is not None:

@@ -263,8 +263,8 @@ def test_codec_keys_are_checked_at_start_without_echoing_them() -> None:
 
 @asynccontextmanager
 async def served_api(settings: Settings) -> AsyncIterator[str]:
-    """The API on a real loopback port (for the CLI and a browser), in this event loop."""
-    port = free_port()
+    """The API on API_PORT of loopback (for the CLI and a browser), in this event loop."""
+    port = settings.api_port
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -308,7 +308,7 @@ async def test_temporal_workflow_show_decodes_through_the_api_only_with_the_toke
     execution_id = await agent_and_tool_dag(api, fake_llm, prompt, unique("cli-tool"))
     show = ["workflow", "show", "--address", settings.temporal_target, "--workflow-id", execution_id]
     assert prompt not in await temporal_cli(*show)
-    async with served_api(settings) as url:
+    async with served_api(settings.model_copy(update={"api_port": free_port()})) as url:
         assert settings.api_token is not None
         token = settings.api_token.get_secret_value()
         decoded = await temporal_cli(
