@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: run test lint bench sync uv rotate-keys
+.PHONY: run test lint bench sync uv rotate-keys rotate-codec-key
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,3 +27,6 @@ bench: sync
 
 rotate-keys: sync
 	$(UV) run --frozen python -m cli rotate-keys
+
+rotate-codec-key: sync
+	$(UV) run --frozen python -m cli rotate-codec-key

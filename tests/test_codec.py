@@ -4,11 +4,14 @@ token holder, and keys rotate without losing what older keys wrote."""
 import asyncio
 import base64
 import json
+import os
 import secrets
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +26,7 @@ from core.codec import ENCODING, KEY_ID, CodecKeyError, EncryptionCodec, key_id,
 from core.settings import Settings
 from core.temporal import connect
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
-from tests.conftest import TEMPORAL_BIN, api_client, unique
+from tests.conftest import ROOT, TEMPORAL_BIN, api_client, unique
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider, payloads_in
 from tests.stack import free_port
@@ -322,3 +325,24 @@ async def test_temporal_workflow_show_decodes_through_the_api_only_with_the_toke
         refused, _ = await proc.communicate()
         # Without the token the API answers 401 to every try: the CLI gives up, nothing decoded.
         assert proc.returncode != 0 and prompt not in refused.decode()
+
+
+def test_rotate_codec_key_puts_a_new_key_first_and_keeps_the_old(tmp_path: Path) -> None:
+    old = new_codec_key()
+    (tmp_path / "data").mkdir()
+    generated = tmp_path / "data" / "generated.env"
+    generated.write_text(f"API_TOKEN=t\nCODEC_KEYS={old}\n")
+    env = {k: v for k, v in os.environ.items() if k != "CODEC_KEYS"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "rotate-codec-key"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert old not in result.stdout  # the keys stay in the file, not on the terminal
+    lines = generated.read_text().splitlines()
+    assert lines[0] == "API_TOKEN=t"
+    [value] = [line.removeprefix("CODEC_KEYS=") for line in lines if line.startswith("CODEC_KEYS=")]
+    new, kept = value.split(",")
+    assert kept == old and new != old
+    assert [k.id for k in parse_keys(value)] == [key_id(base64.urlsafe_b64decode(k)) for k in (new, old)]
