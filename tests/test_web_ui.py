@@ -124,21 +124,20 @@ async def test_the_web_ui_shows_decoded_node_summaries_and_search_attributes_to_
                     return await page.inner_text("body")
 
                 # The token holder: gives the token once (the API's login page sets the cookie),
-                # then turns on "include cross-origin credentials" in the Web UI's codec settings.
+                # then, in the Web UI's Codec Server dialog, uses this endpoint with "include
+                # cross-origin credentials" (the dev server cannot set that cluster-wide).
                 holder = await (await browser.new_context()).new_page()
                 await holder.goto(f"{api_url}/api/v1/codec/login")
                 await holder.fill("input[name=token]", token)
                 await holder.click("button[type=submit]")
                 await expect(holder.get_by_text("may now decode")).to_be_visible()
-                await holder.goto(ui)
-                await holder.evaluate(
-                    """endpoint => {
-                        localStorage.setItem('overrideRemoteCodecConfiguration', 'true');
-                        localStorage.setItem('endpoint', JSON.stringify(endpoint));
-                        localStorage.setItem('includeCredentials', 'true');
-                    }""",
-                    own.codec_endpoint,
-                )
+                await holder.goto(f"{ui}/namespaces/default/workflows")
+                await holder.locator("[data-testid^=data-encoder-status]").click()
+                await holder.get_by_text("Use my browser setting").click()
+                await holder.get_by_placeholder("Paste your endpoint here").fill(own.codec_endpoint)
+                await holder.get_by_test_id("data-encoder-include-credentials").click()
+                await holder.screenshot(path=str(tmp_path / "codec-dialog.png"))
+                await holder.get_by_role("button", name="Apply").click()
                 await opened(holder, "holder")
                 await expect(holder.get_by_text(summary).first).to_be_visible(timeout=30_000)
                 await expect(holder.get_by_text(secret).first).to_be_visible(timeout=30_000)
