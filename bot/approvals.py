@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from temporalio.client import Client
 
 from bot import keyboards, texts
+from bot.shield import to_the_end
 from core.db import session_scope
 from core.models import TelegramApproval
 from core.settings import Settings
@@ -155,7 +156,11 @@ class ApprovalWatcher:
             await telegram_approvals.save_watch(session, execution_id, offset=max(offset, saved), closed=True)
 
     async def _prompt(self, execution_id: str, node_id: str, offset: int) -> None:
-        """Send the prompt for one wait, unless it went out already or the wait is over."""
+        """Send the prompt for one wait, unless it went out already or the wait is over; sending
+        and recording the copies sent run to their end together."""
+        await to_the_end(self._send_prompt(execution_id, node_id, offset))
+
+    async def _send_prompt(self, execution_id: str, node_id: str, offset: int) -> None:
         async with session_scope(self.settings) as session:
             row = await telegram_approvals.open_for_event(
                 session, execution_id=execution_id, node_id=node_id, offset=offset

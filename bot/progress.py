@@ -23,6 +23,7 @@ from aiogram.types import BufferedInputFile
 from temporalio.client import Client
 
 from bot import texts
+from bot.shield import to_the_end
 from contracts.dag import DagEvent, NodeStatus
 from core.db import session_scope
 from core.errors import DomainError, NotFound
@@ -277,8 +278,13 @@ class RunTracker:
         )
 
     async def _edit_and_save(self, **changes: Any) -> tuple[bool, float]:
-        """Edit the message if its text changed, then save counters, offset and text together.
-        (whether Telegram was called, seconds it asked us to wait)."""
+        """Edit the message if its text changed, then save counters, offset and text together:
+        (whether Telegram was called, seconds it asked us to wait). Runs to its end even when the
+        bot is stopping meanwhile: an edit that went out but was not recorded would be sent again
+        after a restart."""
+        return await to_the_end(self._edit_then_save(**changes))
+
+    async def _edit_then_save(self, **changes: Any) -> tuple[bool, float]:
         text = self._render()
         called, retry_after = False, 0.0
         if text != self.row.rendered:
@@ -324,15 +330,8 @@ class RunTracker:
         """The summary and the report document, once each (the stage is saved after each)."""
         detail = await self._run_detail()
         result = detail.result if detail is not None else None
-        bot, chat = self.f.bot, self.row.chat_id
         if result is not None and self.row.stage == REPORTING:
-            text = texts.summary(result.summary)
-            if len(text) <= texts.MAX_MESSAGE:
-                await bot.send_message(chat, text)
-            else:
-                data = result.summary.encode()
-                await bot.send_document(chat, BufferedInputFile(data, "summary.txt"), caption="📝 Summary")
-            await self._set_stage(SUMMARY_SENT)
+            await to_the_end(self._send_summary(result.summary))
         report = (
             next((s.artifact for s in result.steps if s.kind == "summary" and s.artifact), None)
             if result
@@ -345,8 +344,22 @@ class RunTracker:
             except DomainError as exc:
                 log.warning("report %s of %s not sent: %s", report, self.row.run_id, exc)
             else:
-                caption = f"Report of {self.row.run_id}"
-                await bot.send_document(chat, BufferedInputFile(data, report), caption=texts.esc(caption))
+                caption = texts.esc(f"Report of {self.row.run_id}")
+                await to_the_end(self._send_report(BufferedInputFile(data, report), caption))
+                return
+        await self._set_stage(DONE)
+
+    async def _send_summary(self, summary: str) -> None:
+        text = texts.summary(summary)
+        if len(text) <= texts.MAX_MESSAGE:
+            await self.f.bot.send_message(self.row.chat_id, text)
+        else:
+            document = BufferedInputFile(summary.encode(), "summary.txt")
+            await self.f.bot.send_document(self.row.chat_id, document, caption="📝 Summary")
+        await self._set_stage(SUMMARY_SENT)
+
+    async def _send_report(self, document: BufferedInputFile, caption: str) -> None:
+        await self.f.bot.send_document(self.row.chat_id, document, caption=caption)
         await self._set_stage(DONE)
 
     async def _set_stage(self, stage: str) -> None:
@@ -375,7 +388,12 @@ class ProgressFollower:
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self, *, chat_id: int, user_id: int, run_id: str, title: str) -> None:
-        """Post the run's message and follow the run."""
+        """Post the run's message and follow the run (posting and recording it go together)."""
+        self._spawn(
+            await to_the_end(self._post(chat_id=chat_id, user_id=user_id, run_id=run_id, title=title))
+        )
+
+    async def _post(self, *, chat_id: int, user_id: int, run_id: str, title: str) -> TelegramProgress:
         text = texts.progress(title=title, run_id=run_id, phase="starting", done=0, total=0)
         message = await self.bot.send_message(chat_id, text)
         async with session_scope(self.settings) as session:
@@ -388,7 +406,7 @@ class ProgressFollower:
                 started_by=user_id,
                 rendered=text,
             )
-        self._spawn(row)
+        return row
 
     async def resume_all(self) -> None:
         """Follow again every run whose message is not finished (after a restart)."""

@@ -23,12 +23,17 @@ BOT_USER = {"id": 4242, "is_bot": True, "first_name": "goalflow", "username": "g
 
 @dataclass
 class Call:
-    """One Bot API request: its method, parameters (JSON fields decoded), files and arrival time."""
+    """One Bot API request: its method, parameters (JSON fields decoded), files, arrival time and
+    answer."""
 
     method: str
     params: dict[str, Any]
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     at: float = 0.0
+    """When the request arrived (monotonic seconds)."""
+    result: Any = None
+    """What the fake answered (a sent message, with its `message_id`)."""
+    error: str | None = None
 
 
 @dataclass
@@ -158,23 +163,22 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
+        at = time.monotonic()
         params, files = await _params(request)
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        if method.lower() != "getupdates":
-            await self._record(Call(method, params, files, time.monotonic()))
+        call = Call(method, params, files, at)
         try:
-            result = await handler(params, files)
+            call.result = await handler(params, files)
         except _ApiError as exc:
+            call.error = exc.description
             return _error(exc.code, exc.description)
         finally:
             if method.lower() != "getupdates":
+                self.calls.append(call)  # recorded once answered: `result` is there to read
                 await self._notify()
-        return web.json_response({"ok": True, "result": result})
-
-    async def _record(self, call: Call) -> None:
-        self.calls.append(call)
+        return web.json_response({"ok": True, "result": call.result})
 
     async def _notify(self) -> None:
         assert self._changed is not None
