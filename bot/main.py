@@ -6,17 +6,15 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.app import BotApp
 from core.logs import setup_logging
-from core.settings import describe_settings_error, get_settings
-from core.temporal import connect
+from core.settings import Settings, describe_settings_error, get_settings
 
 
-async def serve() -> None:
-    settings = get_settings()
-    setup_logging(settings.log_level)
-    if settings.telegram_bot_token is None:
-        sys.exit("[bot] TELEGRAM_BOT_TOKEN is not set")
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM (what the supervisor and `docker stop` send)."""
+    from bot.app import BotApp  # the heavy imports, once the settings are known to be usable
+    from core.temporal import connect
+
     temporal = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -27,10 +25,13 @@ async def serve() -> None:
 
 def main() -> None:
     try:
-        get_settings()
+        settings = get_settings()
     except ValidationError as exc:
         sys.exit("\n".join(f"[bot] bad setting {line}" for line in describe_settings_error(exc)))
-    asyncio.run(serve())
+    if settings.telegram_bot_token is None:
+        sys.exit("[bot] TELEGRAM_BOT_TOKEN is not set")
+    setup_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

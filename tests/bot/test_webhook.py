@@ -60,7 +60,9 @@ async def test_the_bot_registers_its_webhook_with_the_secret(
 ) -> None:
     assert telegram.webhook is not None
     assert telegram.webhook["url"] == URL and telegram.webhook["secret_token"] == SECRET
-    assert not telegram.of("getUpdates"), "no polling in webhook mode"
+    assert telegram.polls == 0, "no polling in webhook mode"
+    [menu] = [c.params["menu_button"] for c in telegram.of("setChatMenuButton")][-1:]
+    assert menu["type"] == "web_app" and menu["web_app"]["url"] == "https://goalflow.example/webapp"
 
 
 async def test_missing_or_wrong_secret_is_401_and_nothing_is_stored(

@@ -43,6 +43,8 @@ class FakeTelegram:
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     """Every message the bot sent, by (chat id, message id), as its last edit left it."""
     webhook: dict[str, Any] | None = None
+    polls: int = 0
+    """`getUpdates` calls (not kept in `calls`: a polling bot makes one every few seconds)."""
     port: int = 0
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _update_ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -190,6 +192,7 @@ class FakeTelegram:
 
     async def _m_getupdates(self, params: dict[str, Any], files: Any) -> Any:
         assert self._changed is not None
+        self.polls += 1
         offset = int(params.get("offset") or 0)
         timeout = min(float(params.get("timeout") or 0), 2.0)
         async with self._changed:
