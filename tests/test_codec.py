@@ -346,3 +346,21 @@ def test_rotate_codec_key_puts_a_new_key_first_and_keeps_the_old(tmp_path: Path)
     new, kept = value.split(",")
     assert kept == old and new != old
     assert [k.id for k in parse_keys(value)] == [key_id(base64.urlsafe_b64decode(k)) for k in (new, old)]
+
+
+def test_make_run_generates_a_codec_key_and_points_the_web_ui_at_the_codec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import launcher
+    from core.settings import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("API_TOKEN", "ENCRYPTION_KEYS", "CODEC_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    launcher.ensure_generated_secrets()
+    generated = (tmp_path / "data" / "generated.env").read_text()
+    [value] = [line.removeprefix("CODEC_KEYS=") for line in generated.splitlines() if "CODEC_KEYS=" in line]
+    assert len(parse_keys(value)) == 1
+    get_settings.cache_clear()  # the generated values are only for this directory
+    args = launcher.temporal_command(Settings(api_port=8123, codec_keys=value))
+    assert args[args.index("--ui-codec-endpoint") + 1] == "http://127.0.0.1:8123/api/v1/codec"
