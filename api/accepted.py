@@ -7,6 +7,7 @@ from fastapi import status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.errors import error
 from core.settings import Settings
 from services.waiting import StillRunning
 
@@ -21,14 +22,10 @@ class WorkflowAccepted(BaseModel):
     web_ui_url: str
 
 
-class ErrorDetail(BaseModel):
-    detail: str
-    error: str | None = None
-
-
 WAITING_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": WorkflowAccepted, "description": "still running after WAIT_TIMEOUT_S; follow it"},
-    503: {"model": ErrorDetail, "description": "no worker is there to run it; nothing ran"},
+    503: error(503, "no worker is there to run it (or Temporal is unavailable); nothing ran"),
+    504: error(504),
 }
 
 

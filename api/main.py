@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from temporalio.service import RPCError
 
 from api.deps import require_token
+from api.errors import declare_errors
 from api.limits import BodySizeLimit
 from api.routes import (
     agents,
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DataError, _data_error)
 
+    for public in (health, config, telegram, webapp, codec):
+        declare_errors(public.router)  # the statuses each route can answer, in the OpenAPI schema
     app.include_router(health.router)
     app.include_router(config.router)
     app.include_router(telegram.router)  # its own auth: Telegram's secret token header
@@ -176,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workflows,
         metrics,
     ):
+        declare_errors(module.router, protected=True)
         app.include_router(module.router, dependencies=protected)
     return app
 

@@ -77,11 +77,12 @@ async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) 
     was stays known (and runs that pinned it stay explainable). The new version is active when
     the edited one was; a patch that changes nothing answers the edited version as it is."""
     agent = await get_agent(session, agent_id)
-    changes = {
-        key: value
-        for key, value in data.model_dump(exclude_unset=True).items()
-        if getattr(agent, key) != value
-    }
+    requested = data.model_dump(exclude_unset=True)
+    required = ("provider_id", "model", "system_prompt", "tools")
+    nulled = sorted(k for k in required if k in requested and requested[k] is None)
+    if nulled:
+        raise Invalid(f"{', '.join(nulled)} cannot be null")
+    changes = {key: value for key, value in requested.items() if getattr(agent, key) != value}
     if not changes:
         return agent
     await _check_references(session, provider_id=changes.get("provider_id"), tools=changes.get("tools"))

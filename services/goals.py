@@ -141,6 +141,10 @@ async def update_goal(
     goal = await get_goal(session, goal_id)
     had_schedule = goal.schedule is not None
     changes = data.model_dump(exclude_unset=True)
+    removable = ("schedule", "max_tokens_per_run")
+    nulled = sorted(k for k, v in changes.items() if v is None and k not in removable)
+    if nulled:
+        raise Invalid(f"{', '.join(nulled)} cannot be null")
     if changes.get("agent_name") is not None:
         await _require_agent(session, changes["agent_name"])
     goal.sqlmodel_update(changes)

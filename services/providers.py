@@ -70,6 +70,9 @@ async def update_provider(
     """Patch a provider; a changed endpoint or key resets its connection status."""
     provider = await get_provider(session, provider_id)
     changes = data.model_dump(exclude_unset=True, exclude={"api_key"})
+    nulled = sorted(k for k in ("name", "kind", "is_active") if k in changes and changes[k] is None)
+    if nulled:  # `base_url` and `api_key` may be removed; these may not
+        raise Invalid(f"{', '.join(nulled)} cannot be null")
     if "name" in changes:
         await _ensure_unique_name(session, changes["name"], exclude_id=provider_id)
     try:  # the patch alone is valid; the provider it produces must be too

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import FileResponse
 
 from api.deps import PageDep, SessionDep, SettingsDep
+from api.errors import error
 from core.models import ArtifactPublic
 from storage import artifacts as service
 
@@ -44,7 +45,10 @@ async def list_artifacts(session: SessionDep, page: PageDep) -> list[ArtifactPub
 @router.get(
     "/{filename}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 400: {}, 404: {}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        400: error(400, "The name is not a valid artifact name"),
+    },
 )
 async def get_artifact(
     filename: Annotated[str, Path(max_length=1000)], session: SessionDep, settings: SettingsDep

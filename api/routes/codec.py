@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
 from api.deps import SettingsDep
+from api.errors import errors
 from core.codec import CodecKeyError, EncryptionCodec, codec_from_setting
 from core.settings import Settings
 
@@ -124,13 +125,13 @@ def _to_json(payloads: Sequence[Payload]) -> PayloadsJson:
     )
 
 
-@router.post("/encode", dependencies=[Depends(require_codec_access)])
+@router.post("/encode", dependencies=[Depends(require_codec_access)], responses=errors(401, 409))
 async def encode(body: PayloadsJson, settings: SettingsDep) -> PayloadsJson:
     """Encrypt payloads with the newest key (the Web UI's signal and start inputs)."""
     return _to_json(await _codec(settings).encode(_to_protos(body)))
 
 
-@router.post("/decode", dependencies=[Depends(require_codec_access)])
+@router.post("/decode", dependencies=[Depends(require_codec_access)], responses=errors(401, 409))
 async def decode(body: PayloadsJson, settings: SettingsDep) -> PayloadsJson:
     """Decrypt payloads with whichever key wrote them; ones the codec did not write pass through."""
     codec = _codec(settings)
@@ -164,7 +165,7 @@ async def login_page(request: Request) -> str:
     return _LOGIN_PAGE.format(prefix=PREFIX, endpoint=codec_endpoint(request))
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", response_class=HTMLResponse, responses=errors(401))
 async def login(
     request: Request, response: Response, settings: SettingsDep, token: Annotated[str, Form(max_length=1024)]
 ) -> str:

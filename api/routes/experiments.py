@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import errors
 from contracts.experiments import MAX_CELLS, CellResult, ExperimentCell
 from services import experiments as service
 
@@ -24,7 +25,7 @@ class ExperimentResponse(BaseModel):
     cells: list[CellResult]
 
 
-@router.post("/dag-experiments")
+@router.post("/dag-experiments", responses=errors(504))
 async def run_experiment(
     body: ExperimentRequest, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> ExperimentResponse:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.accepted import WAITING_RESPONSES, WorkflowAccepted, accepted
 from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import error
 from contracts.agent_task import MAX_FILES, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, AgentTaskResult
 from contracts.agents import AgentName
 from services import tasks as service
@@ -41,8 +42,8 @@ async def _read(files: list[UploadFile]) -> list[Upload]:
             "model": TaskStarted | WorkflowAccepted,
             "description": "started (`wait=false`), or still running after WAIT_TIMEOUT_S",
         },
-        413: {"description": "a file, or all of them together, is too large"},
-        415: {"description": "a file is neither UTF-8 text nor a PNG/JPEG/GIF/WebP image"},
+        413: error(413, "a file, or all of them together, is too large"),
+        415: error(415, "a file is neither UTF-8 text nor a PNG/JPEG/GIF/WebP image"),
     },
 )
 async def run_task(

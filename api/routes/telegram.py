@@ -12,13 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, HTTPException, status
 
 from api.deps import SessionDep, SettingsDep
+from api.errors import errors
 from services import telegram_inbox
 from services.telegram_access import REFUSAL, is_allowed, sender
 
 router = APIRouter(tags=["telegram"])
 
 
-@router.post("/webhook/telegram")
+@router.post("/webhook/telegram", responses=errors(401, 404))
 async def telegram_webhook(
     settings: SettingsDep,
     session: SessionDep,

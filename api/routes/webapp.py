@@ -17,6 +17,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
 from api.deps import SettingsDep, TemporalDep
+from api.errors import errors
 from api.routes.dag_executions import execution_events
 from contracts.goals import GoalProgress
 from core.errors import Conflict
@@ -24,7 +25,7 @@ from services import dag_executions, runs
 from services.runs import RunDetail, RunSummary
 from services.telegram_webapp import InitDataRefused, verify
 
-router = APIRouter(tags=["webapp"])
+router = APIRouter(tags=["webapp"], responses=errors(401, 403))
 
 PAGE = FilePath(__file__).resolve().parent.parent / "static" / "webapp.html"
 

@@ -8,7 +8,9 @@ import pytest
 from api.main import create_app
 from core.settings import Settings
 
-PUBLIC = re.compile(r"^(/health(/.*)?|/api/v1/config|/codec/.*|/api/v1/webhook/telegram|/webhook/telegram)$")
+PUBLIC = re.compile(
+    r"^(/health(/.*)?|/api/v1/config|/api/v1/codec/log(in|out)|/api/v1/webhook/telegram|/webhook/telegram)$"
+)
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
