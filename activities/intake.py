@@ -22,7 +22,7 @@ from core.models.todo import task_event_data
 from core.settings import get_settings
 
 MESSAGE_NOT_FOUND = "MessageNotFound"
-"""Retryable: the API commits the message right after starting its workflow."""
+MISSING_MESSAGE_ATTEMPTS = 5
 
 
 @activity.defn
@@ -45,7 +45,12 @@ async def pin_intake_agents(names: list[str]) -> IntakeAgents:
 async def _message(session: AsyncSession, message_id: int) -> Message:
     message = await session.get(Message, message_id)
     if message is None:
-        raise ApplicationError(f"message {message_id} does not exist (yet)", type=MESSAGE_NOT_FOUND)
+        # The API commits the row just after starting the workflow: a few attempts, then final.
+        raise ApplicationError(
+            f"message {message_id} does not exist",
+            type=MESSAGE_NOT_FOUND,
+            non_retryable=activity.info().attempt >= MISSING_MESSAGE_ATTEMPTS,
+        )
     return message
 
 

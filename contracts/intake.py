@@ -162,53 +162,116 @@ def _currency(raw: str) -> str | None:
     return text.upper() if re.fullmatch(r"[A-Za-z]{3}", text) else None
 
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[\w']+")
+
+
+def _numbers_in(text: str) -> set[float]:
+    """Every number a text writes: 84.20, 84,20 and 1,000 / 1.000 (thousands) alike."""
+    found: set[float] = set()
+    for written in _NUMBER.findall(text):
+        for candidate in (written.replace(",", "."), written.replace(",", "").replace(".", "")):
+            if candidate.count(".") <= 1:
+                found.add(float(candidate))
+    return found
+
+
+def _written_in(expression: str, words: set[str]) -> bool:
+    """Whether every word of an expression is a word of the message."""
+    needed = {w.lower() for w in _WORD.findall(expression)}
+    return bool(needed) and needed <= words
+
+
 def resolve_entities(raw: RawEntities, *, text: str, sent_at: datetime) -> Entities:
-    """The extractor's answer made trustworthy: people only if the message names them, dates
-    resolved against `sent_at`, currencies as ISO codes, links that are URLs (plus any URL the
-    message contains that the model missed)."""
+    """The extractor's answer made trustworthy: only people, date expressions, sums and links the
+    message itself contains (a small model copies its examples and makes things up), dates
+    resolved against `sent_at`, currencies as ISO codes, and every URL of the text."""
     lowered = text.lower()
+    words = {w.lower() for w in _WORD.findall(text)}
     people: dict[str, str] = {}
     for name in (p.strip() for p in raw.people):
-        if name and name.lower() in lowered:
+        if name and _written_in(name, words):
             people.setdefault(name.lower(), name)
     dates = []
     for expression in dict.fromkeys(d.strip() for d in raw.dates if d.strip()):
+        if not (_written_in(expression, words) or expression.lower() in lowered):
+            continue
         day, clock = resolve(expression, sent_at)
         at = datetime.combine(day, clock, tzinfo=sent_at.tzinfo) if day and clock else None
         dates.append(DateEntity(text=expression, date=day, time=clock, at=at))
-    found = [link.strip() for link in raw.links if _LINK.fullmatch(link.strip())] + _LINK.findall(text)
-    links = list(dict.fromkeys(link.rstrip(".,;:!?") for link in found))
-    amounts = [Amount(value=a.value, currency=_currency(a.currency)) for a in raw.amounts]
+    numbers = _numbers_in(text)
+    kept = {
+        (a.value, _currency(a.currency)): None
+        for a in raw.amounts
+        if any(abs(a.value - n) < 1e-9 for n in numbers)
+    }
+    amounts = [Amount(value=value, currency=currency) for value, currency in kept]
+    in_text = [link.rstrip(".,;:!?") for link in _LINK.findall(text)]
+    links = list(dict.fromkeys([*(link.strip() for link in raw.links if link.strip() in in_text), *in_text]))
     return Entities(people=list(people.values()), dates=dates, amounts=amounts, links=links)
+
+
+ANSWER_CUE = "\nJSON:"
+"""The end of every intake prompt: a small model continues with the JSON, as in the examples."""
+
+CLASSIFICATION_EXAMPLES = (
+    (
+        "Remind me to call the bank on Monday",
+        Classification(
+            title="Call the bank", is_task=True, category=Category.finance, urgency=Urgency.normal
+        ),
+    ),
+    (
+        "Lunch with Sara was lovely today",
+        Classification(title="Lunch with Sara", is_task=False, category=Category.social, urgency=Urgency.low),
+    ),
+    (
+        "Send the report to the team before 9am, it is urgent",
+        Classification(title="Send the report", is_task=True, category=Category.work, urgency=Urgency.high),
+    ),
+)
+EXTRACTION_EXAMPLES = (
+    (
+        "Send Ben 15 USD on Monday at 10am",
+        RawEntities(people=["Ben"], dates=["Monday at 10am"], amounts=[RawAmount(value=15, currency="USD")]),
+    ),
+    ("Nice weather here", RawEntities()),
+    (
+        "Read https://news.example.org/a tonight",
+        RawEntities(dates=["tonight"], links=["https://news.example.org/a"]),
+    ),
+)
 
 
 def _stamp(sent_at: datetime) -> str:
     return f"{sent_at.strftime('%A')} {sent_at.isoformat(timespec='minutes')}"
 
 
+def _shots(examples: tuple[tuple[str, BaseModel], ...]) -> str:
+    return "\n".join(f"Message: {m}\nJSON: {answer.model_dump_json()}" for m, answer in examples)
+
+
 def classification_prompt(text: str, sent_at: datetime) -> str:
-    """What the classifier is asked (its own system prompt comes first as instructions)."""
+    """What the classifier is asked (its own system prompt comes first as instructions): the
+    fields, the categories, worked examples, then the message (last: a small model answers what
+    it read last)."""
     categories = "\n".join(f"- {c.value}: {meaning}" for c, meaning in CATEGORY_MEANINGS.items())
     return (
-        "Classify this chat message. Answer with JSON: title (a short title of at most "
-        f"{TITLE_CHARS} characters), is_task (true if it asks for something to be done), category "
-        "(one of the list), urgency (low, normal or high).\n"
-        f"Categories:\n{categories}\n\n"
-        'Example: "Pay the electricity bill by Friday" -> {"title": "Pay the electricity bill", '
-        '"is_task": true, "category": "finance", "urgency": "normal"}\n\n'
-        f"Message (sent {_stamp(sent_at)}):\n{text}"
+        f"Classify a chat message as JSON: title (short, at most {TITLE_CHARS} characters), is_task "
+        "(true if it asks for something to be done), category (one of the list), urgency (low, "
+        f"normal or high).\nCategories:\n{categories}\n\n{_shots(CLASSIFICATION_EXAMPLES)}\n\n"
+        f"Message (sent {_stamp(sent_at)}): {text}{ANSWER_CUE}"
     )
 
 
 def extraction_prompt(text: str, sent_at: datetime) -> str:
-    """What the extractor is asked: the expressions as written, no arithmetic."""
+    """What the extractor is asked: the expressions as written (the code does the calendar)."""
     return (
-        "Extract from this chat message, as JSON: people (names of people mentioned), dates "
-        "(each date or time expression exactly as written), amounts (each sum of money as value "
-        "and currency), links (each URL). Use empty lists for what is not there.\n\n"
-        'Example: "Send Anna 20 EUR tomorrow at 5pm" -> {"people": ["Anna"], '
-        '"dates": ["tomorrow at 5pm"], "amounts": [{"value": 20, "currency": "EUR"}], "links": []}\n\n'
-        f"Message (sent {_stamp(sent_at)}):\n{text}"
+        "Extract from a chat message as JSON: people (names of people in it), dates (each date or "
+        "time expression exactly as written), amounts (each sum of money: value and currency), "
+        "links (each URL). Empty lists for what is not there.\n\n"
+        f"{_shots(EXTRACTION_EXAMPLES)}\n\n"
+        f"Message (sent {_stamp(sent_at)}): {text}{ANSWER_CUE}"
     )
 
 

@@ -8,6 +8,7 @@ pending with the reason and the workflow tries again after a growing wait; a bad
 the message with the reason.
 """
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +101,16 @@ class MessageWorkflow:
     async def run(self, params: MessageInput) -> MessageOutcome:
         self._params = params
         self._spent = TokenUsage()  # every agent answer so far: a bad answer still cost tokens
+        try:
+            return await self._until_processed(params)
+        except asyncio.CancelledError:
+            await self._progress("failed", reason="cancelled")  # cancellation is delivered once
+            raise
+        except Exception as exc:  # a bug: the message says so, and the workflow fails with it
+            await self._progress("failed", reason=f"internal error: {type(exc).__name__}: {exc}")
+            raise
+
+    async def _until_processed(self, params: MessageInput) -> MessageOutcome:
         await self._progress("analysing")
         waits = params.waits
         while True:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from contracts.intake import MessageOutcome
+from contracts.intake import ANSWER_CUE, MessageOutcome
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI, tool_call
 from tests.helpers import make_provider
@@ -30,7 +30,7 @@ def message_text(body: dict[str, Any]) -> str:
     prompt = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     if not isinstance(prompt, str):
         prompt = " ".join(part.get("text", "") for part in prompt if isinstance(part, dict))
-    return prompt.split(MESSAGE_MARK, 1)[1].split("\n", 1)[1]
+    return prompt.rsplit(MESSAGE_MARK, 1)[1].split("): ", 1)[1].removesuffix(ANSWER_CUE)
 
 
 def answer(body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -49,20 +49,21 @@ async def _post(api: httpx.AsyncClient, text: str, **extra: Any) -> dict[str, An
 
 
 def _calls_for(fake: FakeOpenAI, model: str, text: str) -> list[dict[str, Any]]:
-    return [c for c in fake.calls(model) if text in json.dumps(c["body"]["messages"])]
+    return [c for c in fake.calls(model) if text in json.dumps(c["body"]["messages"], ensure_ascii=False)]
 
 
 async def test_task_message_is_classified_its_entities_resolved_and_it_becomes_a_task(
     api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI, intake: FakeIntake
 ) -> None:
-    text = f"Buy milk tomorrow at 5pm, remind Anna ({uuid.uuid4().hex[:6]})"
+    text = f"Buy milk (2.50 €) tomorrow at 5pm, remind Anna ({uuid.uuid4().hex[:6]})"
     intake.script(
         text,
         classification=classification("Buy milk", "shopping", is_task=True, urgency="normal"),
         entities={
-            "people": ["Anna", "Bob"],  # Bob is not in the message: dropped
-            "dates": ["tomorrow at 5pm"],
-            "amounts": [{"value": 2.5, "currency": "€"}],
+            # Bob, Friday and 20 are not in the message: a model made them up, they are dropped.
+            "people": ["Anna", "Bob"],
+            "dates": ["tomorrow at 5pm", "Friday"],
+            "amounts": [{"value": 2.5, "currency": "€"}, {"value": 20, "currency": "EUR"}],
             "links": [],
         },
     )
@@ -185,6 +186,21 @@ async def test_message_waits_for_a_usable_provider_with_the_reason_then_is_proce
     result = await outcome(client, created)
     assert result.status == "classified"
     assert (await api.get(f"{MESSAGES}/{created['id']}")).json()["status_reason"] is None
+
+
+async def test_a_cancelled_message_is_marked_failed(
+    api: httpx.AsyncClient, client: Client, intake: FakeIntake
+) -> None:
+    provider_url = f"/api/v1/providers/{intake.provider['id']}"
+    assert (await api.patch(provider_url, json={"is_active": False})).status_code == 200
+    try:
+        created = await _post(api, f"Fix the bike ({uuid.uuid4().hex[:6]})")
+        await poll_message(api, created["id"], lambda m: m["status_reason"] is not None)
+        await client.get_workflow_handle(created["workflow_id"]).cancel()
+        failed = await poll_message(api, created["id"], lambda m: m["status"] == "failed")
+    finally:
+        assert (await api.patch(provider_url, json={"is_active": True})).status_code == 200
+    assert (failed["status_reason"], failed["task"]) == ("cancelled", None)
 
 
 async def test_an_answer_that_does_not_fit_the_schema_fails_the_message_with_the_reason(

@@ -18,9 +18,13 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from alembic import command
+from alembic.config import Config
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from core.db import session_scope
+from core.events import publish
 from core.settings import Settings
 from services.realtime import QUEUE_SIZE, EventHub
 from tests.api.intake_helpers import FakeIntake, classification, setup_intake
@@ -224,5 +228,32 @@ async def test_a_client_that_does_not_read_is_dropped_and_never_holds_back_the_o
             assert len(received) == QUEUE_SIZE + 5 and not reader.overflowed
             assert stuck.overflowed and stuck.queue.qsize() == QUEUE_SIZE
             assert (await stuck.next())["id"] == 10**12 + 1  # what it got before is still delivered
+    finally:
+        await hub.close()
+
+
+async def test_on_sqlite_the_hub_polls_the_table_and_replays_after_an_id(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The embedded default (SQLite, worker and API in separate processes): events written by
+    any process reach the hub by polling; `after` replays."""
+    lite = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/events.db"})
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = lite.database_url
+    config.attributes["configure_logger"] = False
+    await asyncio.to_thread(command.upgrade, config, "head")
+    hub = EventHub(lite)
+    try:
+        async with hub.subscribe() as subscriber:
+            async with session_scope(lite) as session:
+                for number in (1, 2):
+                    await publish(session, "task.created", {"n": number})
+                await session.commit()
+            async with asyncio.timeout(30):
+                got = [await subscriber.next(), await subscriber.next()]
+        assert [e["data"]["n"] for e in got] == [1, 2]
+        assert got[1]["id"] == got[0]["id"] + 1
+        async with hub.subscribe(after=got[0]["id"]) as late, asyncio.timeout(30):
+            assert (await late.next())["data"] == {"n": 2}
     finally:
         await hub.close()

@@ -45,20 +45,23 @@ def test_expressions_resolve_against_the_send_time(
     assert resolve(expression, SENT) == (day, clock)
 
 
-def test_entities_keep_only_named_people_resolve_dates_and_normalise_currencies_and_links() -> None:
-    raw = RawEntities(
-        people=["Anna", " anna ", "Zed"],
-        dates=["tomorrow at 5pm", "someday"],
+def test_entities_keep_only_what_the_message_contains_resolve_dates_and_normalise_currencies() -> None:
+    raw = RawEntities(  # what a small model answers: part right, part copied from its examples
+        people=["Anna", " anna ", "Ben"],
+        dates=["tomorrow at 5pm", "Monday at 10am", "at 5PM"],
         amounts=[
-            RawAmount(value=5, currency="€"),
-            RawAmount(value=7, currency="usd"),
-            RawAmount(value=1, currency="?"),
+            RawAmount(value=84.2, currency="€"),
+            RawAmount(value=1000, currency="usd"),
+            RawAmount(value=15, currency="USD"),
         ],
-        links=["not a link", "https://a.example/x"],
+        links=["https://news.example.org/a", "https://a.example/x"],
     )
-    text = "Pay Anna 5€ and 7 USD tomorrow at 5pm, see https://a.example/x and http://b.example/y."
+    text = "Pay Anna 84.20€ and 1,000 USD tomorrow at 5pm, see https://a.example/x and http://b.example/y."
     entities = resolve_entities(raw, text=text, sent_at=SENT)
-    assert entities.people == ["Anna"]  # Zed is not in the message
-    assert [d.at for d in entities.dates] == [datetime(2026, 3, 3, 17, 0, tzinfo=SENT.tzinfo), None]
-    assert [(a.value, a.currency) for a in entities.amounts] == [(5, "EUR"), (7, "USD"), (1, None)]
+    assert entities.people == ["Anna"]
+    assert [(d.text, d.at) for d in entities.dates] == [
+        ("tomorrow at 5pm", datetime(2026, 3, 3, 17, 0, tzinfo=SENT.tzinfo)),
+        ("at 5PM", datetime(2026, 3, 2, 17, 0, tzinfo=SENT.tzinfo)),
+    ]
+    assert [(a.value, a.currency) for a in entities.amounts] == [(84.2, "EUR"), (1000, "USD")]
     assert entities.links == ["https://a.example/x", "http://b.example/y"]
