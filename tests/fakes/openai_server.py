@@ -2,11 +2,17 @@
 provider code run against it, so only the LLM itself is fake.
 
 Behaviour is scripted per model name, so tests that run concurrently never share a script.
-A model can be made slow (`slow`); the fake then counts its requests in flight and records the
-ones the client gave up on (`aborted`), which is how a test sees a cancellation reach the HTTP
-request.
+A model can be made slow (`slow`), or every answer (`latency`); the fake then counts its requests
+in flight, remembers the most that were ever in flight at once (`peak_in_flight`, how a test sees
+parallel requests really overlap) and records the ones the client gave up on (`aborted`), which
+is how a test sees a cancellation reach the HTTP request. A slow answer takes its delay to the
+millisecond, so a benchmark can compare against requests made directly.
+
+`python -m tests.fakes.openai_server --port P --latency 0.2` serves it as its own process (the
+benchmarks do, so its CPU is not the worker's); `GET /_fake/stats` answers the counters.
 """
 
+import argparse
 import asyncio
 import itertools
 import json
@@ -43,9 +49,17 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     scripts: dict[str, deque[Fail | Handler]] = field(default_factory=lambda: defaultdict(deque))
     handlers: dict[str, Handler] = field(default_factory=dict)
+    default_handler: Handler | None = None
+    """Answers models without a handler of their own (an echo when None)."""
     delays: dict[str, float] = field(default_factory=dict)
+    latency: float = 0.0
+    """Seconds every chat answer takes unless its model has its own delay (`slow`)."""
     in_flight: Counter[str] = field(default_factory=Counter)
     """Chat requests per model currently being answered (slowly)."""
+    peak_in_flight: Counter[str] = field(default_factory=Counter)
+    """The most chat requests per model that were ever in flight at the same moment."""
+    total_in_flight: int = 0
+    peak_total_in_flight: int = 0
     aborted: list[str] = field(default_factory=list)
     """Models whose slow request the client abandoned (disconnected) before the answer."""
     port: int = 0
@@ -55,20 +69,45 @@ class FakeOpenAI:
         """Make every answer for a model take `seconds`, unless the client hangs up first."""
         self.delays[model] = seconds
 
+    def delay_of(self, model: str) -> float:
+        """How long an answer for `model` takes."""
+        return self.delays.get(model, self.latency)
+
     async def _wait_or_abort(self, request: Request, model: str) -> bool:
-        """Sit out the model's delay; False when the client disconnected meanwhile."""
+        """Sit out the model's delay (to its end, not a polling step past it); False when the
+        client disconnected meanwhile."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.delays.get(model, 0.0)
+        deadline = loop.time() + self.delay_of(model)
         self.in_flight[model] += 1
+        self.peak_in_flight[model] = max(self.peak_in_flight[model], self.in_flight[model])
+        self.total_in_flight += 1
+        self.peak_total_in_flight = max(self.peak_total_in_flight, self.total_in_flight)
         try:
-            while loop.time() < deadline:
+            while (left := deadline - loop.time()) > 0:
                 if await request.is_disconnected():
                     self.aborted.append(model)
                     return False
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(min(0.05, left))
         finally:
             self.in_flight[model] -= 1
+            self.total_in_flight -= 1
         return True
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, as `GET /_fake/stats` answers them."""
+        return {
+            "chat_requests": sum(1 for r in self.requests if r["path"] == "/v1/chat/completions"),
+            "peak_total_in_flight": self.peak_total_in_flight,
+            "peak_in_flight": dict(self.peak_in_flight),
+            "aborted": len(self.aborted),
+        }
+
+    def reset_stats(self) -> None:
+        """Forget recorded requests and peaks (between benchmark shapes)."""
+        self.requests.clear()
+        self.peak_in_flight.clear()
+        self.peak_total_in_flight = self.total_in_flight
+        self.aborted.clear()
 
     @property
     def base_url(self) -> str:
@@ -104,6 +143,15 @@ class FakeOpenAI:
                 "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models],
             }
 
+        @app.get("/_fake/stats")
+        async def stats() -> Any:
+            return self.stats()
+
+        @app.post("/_fake/reset")
+        async def reset() -> Any:
+            self.reset_stats()
+            return self.stats()
+
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
             body = await request.json()
@@ -115,13 +163,13 @@ class FakeOpenAI:
             model = body.get("model", "")
             if model not in self.models and not model.startswith("fake-"):
                 return self._error(Fail(404, f"The model `{model}` does not exist"))
-            if self.delays.get(model) and not await self._wait_or_abort(request, model):
+            if self.delay_of(model) and not await self._wait_or_abort(request, model):
                 return Response(status_code=499)  # nobody is listening any more
             queue = self.scripts.get(model)
             step: Fail | Handler | None = queue.popleft() if queue else None
             if isinstance(step, Fail):
                 return self._error(step)
-            handler = step or self.handlers.get(model) or echo
+            handler = step or self.handlers.get(model) or self.default_handler or echo
             message = handler(body)
             return {
                 "id": f"chatcmpl-{next(self._ids)}",
@@ -163,6 +211,12 @@ def tool_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def serve(fake: FakeOpenAI, sock: socket.socket) -> None:
+    """Serve the fake on a bound socket until the process ends (its own process or thread)."""
+    fake.port = sock.getsockname()[1]
+    uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", access_log=False)).run(sockets=[sock])
+
+
 def start(fake: FakeOpenAI) -> uvicorn.Server:
     """Serve the fake on a free loopback port in a background thread."""
     sock = socket.socket()
@@ -174,3 +228,19 @@ def start(fake: FakeOpenAI) -> uvicorn.Server:
     while not server.started:
         time.sleep(0.01)
     return server
+
+
+def main() -> None:
+    """Serve a fake on its own: every answer echoes after `--latency` seconds."""
+    parser = argparse.ArgumentParser(description="OpenAI-compatible fake LLM server")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    serve(FakeOpenAI(latency=args.latency), sock)
+
+
+if __name__ == "__main__":
+    main()
