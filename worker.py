@@ -9,6 +9,7 @@ from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.agent_request import agent_request
 from activities.agent_tasks import load_task_attachments
 from activities.catalog import load_planning_catalog
 from activities.dag import load_artifact_text, offload_output
@@ -43,6 +44,7 @@ WORKFLOWS: list[type] = [
 ]
 
 ACTIVITIES: list[Callable[..., Any]] = [
+    agent_request,
     archive_dag_events,
     fetch_dag_status,
     load_artifact_text,

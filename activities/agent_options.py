@@ -1,6 +1,8 @@
-"""How one agent version is run, shared by workflow runs (`workflows/agent_runs.py`) and the
-`run_agent` tool (which runs an agent inside an activity): one place for the run options, the
-usage roll-up and the classification of provider failures."""
+"""How one agent version is run, shared by both of goalflow's agents: `goalflow_agent`, whose loop
+runs in a workflow (`activities/llm.py`, `workflows/agent_runs.py`), and `goalflow_activity_agent`,
+whose whole run happens inside one activity (`activities/agent_request.py`, and the `run_agent`
+tool): one place for the run options, the usage roll-up and the classification of provider
+failures."""
 
 from typing import Any
 
@@ -9,7 +11,9 @@ from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelAuthenticationError,
     ModelHTTPError,
+    ModelQuotaExceededError,
     ModelRequestRejectedError,
+    ModelRequestTimeout,
     UnexpectedModelBehavior,
 )
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
@@ -19,6 +23,12 @@ from pydantic_ai.usage import RunUsage
 from contracts import errors
 from contracts.agents import AgentSnapshot
 from contracts.tools import USAGE_METADATA_KEY, AgentToolDeps
+
+AgentDeps = AgentToolDeps | None
+"""Each run passes the version's tool names; a run without deps is offered no tools."""
+
+FINAL_MODEL_ERRORS = (ModelRequestRejectedError, ModelQuotaExceededError, ModelRequestTimeout)
+"""Model errors another attempt cannot fix (pydantic-ai's default for its model activities)."""
 
 
 def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:

@@ -1,146 +1,24 @@
-"""LLM access: provider-backed models and the durable agent every goalflow run uses.
+"""`goalflow_agent`: the agent whose loop runs in workflows, every step durable.
 
-Workflows pass only a model id string (`goalflow:<provider_id>:<model>`); the resolver turns it
-into a model. Inside the model-request activity it loads the provider row and decrypts its key,
-so a credential never enters workflow code, activity arguments or history.
+Under `TemporalDurability` each model request and each tool call of a run is its own activity,
+so a crash repeats nothing that completed. Workflows use it for agent versions that call tools
+(and for the planner, whose output is checked in the workflow); a version without tools runs as
+one activity instead (`activities/agent_request.py`). Models come from `activities/llm_models.py`:
+workflows pass only a model id, and credentials are loaded inside the activity.
 """
 
-from datetime import timedelta
 from typing import Any, cast
 
-from openai import AsyncOpenAI
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import ResolveModelId
 from pydantic_ai.durable_exec.temporal import TemporalDurability
-from pydantic_ai.models import Model, ModelResolutionContext
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers import Provider as PaiProvider
-from pydantic_ai.providers.ollama import OllamaProvider
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.providers.openrouter import OpenRouterProvider
-from temporalio import activity
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ActivityConfig
 
+from activities.agent_options import AgentDeps
 from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
+from activities.llm_models import LLM_RETRY, LLM_TIMEOUT, MODEL_ID_PREFIX, resolve_model
+from activities.tools.registry import TOOLS
 from activities.tools.toolset import build_toolset
-from contracts import errors
-from contracts.tools import AgentToolDeps
-from core.crypto import CryptoError, decrypt
-from core.db import session_scope
-from core.models import Provider, ProviderKind
-from core.settings import get_settings
-
-MODEL_ID_PREFIX = "goalflow:"
-
-DEFAULT_BASE_URLS: dict[ProviderKind, str] = {
-    ProviderKind.openai: "https://api.openai.com/v1",
-    ProviderKind.openrouter: "https://openrouter.ai/api/v1",
-    ProviderKind.ollama: "http://127.0.0.1:11434/v1",
-}
-
-LLM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-)
-"""Temporal owns LLM retries; the OpenAI client is built with `max_retries=0`."""
-
-LLM_TIMEOUT = timedelta(seconds=120)
-
-# The workflow side only needs a model object for its name and profile; it never sends a request.
-# Built once on the host so the sandbox never constructs an HTTP client.
-_WORKFLOW_CLIENT = AsyncOpenAI(api_key="workflow-side-placeholder", base_url="http://127.0.0.1:9")
-
-
-def base_url_for(kind: ProviderKind, base_url: str | None) -> str:
-    """The configured base URL, or the kind's well-known default."""
-    if base_url:
-        return base_url
-    if kind in DEFAULT_BASE_URLS:
-        return DEFAULT_BASE_URLS[kind]
-    raise ApplicationError("provider has no base_url", type=errors.PROVIDER_REJECTED, non_retryable=True)
-
-
-def openai_client(*, kind: ProviderKind, base_url: str | None, api_key: str | None) -> AsyncOpenAI:
-    """An OpenAI-protocol client for a provider; no client-side retries stacked on Temporal's."""
-    # Ollama and many self-hosted servers ignore the key, but the client insists on one.
-    return AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url_for(kind, base_url), max_retries=0)
-
-
-def build_model(*, kind: ProviderKind, model: str, client: AsyncOpenAI) -> Model:
-    """A pydantic-ai chat model on the pydantic-ai provider that matches the kind."""
-    provider: PaiProvider[AsyncOpenAI]
-    match kind:
-        case ProviderKind.openrouter:
-            provider = OpenRouterProvider(openai_client=client)
-        case ProviderKind.ollama:
-            provider = OllamaProvider(openai_client=client)
-        case _:
-            provider = OpenAIProvider(openai_client=client)
-    return OpenAIChatModel(model, provider=provider)
-
-
-async def load_provider_client(provider_id: int) -> tuple[Provider, AsyncOpenAI]:
-    """Load a provider and build its client with the decrypted key; activity code only."""
-    settings = get_settings()
-    async with session_scope(settings) as session:
-        provider = await session.get(Provider, provider_id)
-    if provider is None:
-        raise ApplicationError(
-            f"provider {provider_id} does not exist",
-            type=errors.PROVIDER_NOT_FOUND,
-            non_retryable=True,
-        )
-    api_key: str | None = None
-    if provider.encrypted_api_key is not None:
-        try:
-            api_key = decrypt(settings, provider.encrypted_api_key)
-        except CryptoError as exc:
-            raise ApplicationError(str(exc), type=errors.SECRET_UNREADABLE, non_retryable=True) from None
-        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
-            raise ApplicationError(
-                f"the API key of provider {provider.name!r} cannot be sent in an HTTP header; set a new one",
-                type=errors.PROVIDER_KEY_INVALID,
-                non_retryable=True,
-            )
-    return provider, openai_client(kind=provider.kind, base_url=provider.base_url, api_key=api_key)
-
-
-def parse_model_id(model_id: str) -> tuple[int, str] | None:
-    """`goalflow:<provider_id>:<model>` → (provider_id, model); None for other ids."""
-    if not model_id.startswith(MODEL_ID_PREFIX):
-        return None
-    provider_part, _, model = model_id[len(MODEL_ID_PREFIX) :].partition(":")
-    if not provider_part.isdigit() or not model:
-        raise ApplicationError(
-            f"malformed model id {model_id!r}", type=errors.PROVIDER_REJECTED, non_retryable=True
-        )
-    return int(provider_part), model
-
-
-async def resolve_model(ctx: ModelResolutionContext[Any], model_id: str) -> Model | None:
-    """Turn a goalflow model id into a model; with credentials only inside an activity."""
-    parsed = parse_model_id(model_id)
-    if parsed is None:
-        return None
-    provider_id, model = parsed
-    if not activity.in_activity():
-        return build_model(kind=ProviderKind.openai, model=model, client=_WORKFLOW_CLIENT)
-    provider, client = await load_provider_client(provider_id)
-    if not provider.is_active:
-        raise ApplicationError(
-            f"provider {provider.name!r} is not active",
-            type=errors.PROVIDER_INACTIVE,
-            non_retryable=True,
-        )
-    return build_model(kind=provider.kind, model=model, client=client)
-
-
-AgentDeps = AgentToolDeps | None
-"""Each run passes the version's tool names; a run without deps is offered no tools."""
 
 goalflow_agent: Agent[AgentDeps, Any] = Agent(
     # Every run passes its own model id; this placeholder only satisfies Temporal's need for a
@@ -150,7 +28,7 @@ goalflow_agent: Agent[AgentDeps, Any] = Agent(
     output_type=str,
     deps_type=cast(type[AgentDeps], AgentDeps),
     # The toolset id is part of the tool-call activity name: never rename it.
-    toolsets=[build_toolset()],
+    toolsets=[build_toolset(TOOLS.values())],
     capabilities=[
         ResolveModelId(resolve_model),
         TemporalDurability(
@@ -162,6 +40,6 @@ goalflow_agent: Agent[AgentDeps, Any] = Agent(
         ),
     ],
 )
-"""The one durable agent: each goalflow agent version is this agent run with its own model id,
+"""The durable agent: each goalflow agent version is this agent run with its own model id,
 instructions, settings, output type and allowed tools. Its name is part of activity names: never
 rename it."""

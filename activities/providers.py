@@ -6,7 +6,7 @@ import openai
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import load_provider_client
+from activities.llm_models import load_provider_client
 from contracts import errors
 from contracts.providers import ProviderCheck
 from contracts.workflow_names import VALIDATE_PROVIDER_ACTIVITY

@@ -31,7 +31,8 @@ from pathlib import Path
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from activities.llm import build_model, goalflow_agent, openai_client
+from activities.llm import goalflow_agent
+from activities.llm_models import build_model, openai_client
 from activities.tools.registry import describe_tools
 from contracts.agents import AgentSnapshot
 from contracts.goals import GoalSnapshot

@@ -43,6 +43,21 @@ class AgentRunOutput(BaseModel):
     execution_time_ms: int
 
 
+AGENT_REQUEST_ACTIVITY = "agent_request"
+"""The activity that runs a whole agent run of a version without tools: one model request."""
+NEEDS_AGENT_LOOP = "NeedsAgentLoop"
+"""`agent_request` fails with this type when the answer needs a second model request (an output
+that failed its schema, say); its details carry the usage spent. The caller then runs the agent
+loop in the workflow, where every request is its own activity."""
+
+
+class AgentRequestInput(BaseModel):
+    """One pinned agent version and its prompt, for `agent_request`."""
+
+    agent: AgentSnapshot
+    prompt: str
+
+
 class AgentTestResult(AgentRunOutput):
     agent_id: int
     agent_name: str

@@ -1,7 +1,8 @@
 """Running one DAG node from DagWorkflow: a tool node is one activity named after the tool (a
 local activity when the tool is marked `local`), an agent node a pydantic-ai run on the pinned
-agent version. Activity ids are `<node id>-<attempt>` so the Web UI, the CLI and offloaded
-artifacts name the node they belong to.
+agent version (one `agent_request` activity when the version lists no tools, else the agent loop
+in the workflow; see `workflows/agent_runs.py`). Activity ids are `<node id>-<attempt>` so the
+Web UI, the CLI and offloaded artifacts name the node they belong to.
 """
 
 import asyncio
@@ -140,11 +141,15 @@ class NodeRunner:
         snapshot = self._agents[node.agent]
         attempts = node.retry.max_attempts if node.retry else 1
         for attempt in range(1, attempts + 1):
+            # A version without tools is one `agent_request` activity, named after the node.
+            run = run_agent(
+                snapshot,
+                prompt,
+                activity_id=f"{key}-agent-{attempt}" if key else None,
+                summary=f"node {node.id}: {snapshot.name} v{snapshot.version}",
+            )
             try:
-                if node.timeout_s is not None:
-                    result = await asyncio.wait_for(run_agent(snapshot, prompt), node.timeout_s)
-                else:
-                    result = await run_agent(snapshot, prompt)
+                result = await (asyncio.wait_for(run, node.timeout_s) if node.timeout_s is not None else run)
                 break
             except (FailureError, TimeoutError):
                 if attempt == attempts:

@@ -11,15 +11,8 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from contracts.dag import CarriedNode, NodeSpec, NodeState, RetrySpec
+from contracts.retries import TOOL_RETRY
 from contracts.usage import TokenUsage
-
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=3,
-)
-"""Tool nodes without a `retry` spec: a few attempts, then the node fails and on_failure decides."""
 
 
 def retry_policy(spec: RetrySpec | None) -> RetryPolicy:

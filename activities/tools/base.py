@@ -12,12 +12,10 @@ activity heartbeats while it runs (so cancellation and a lost worker reach it wi
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.artifacts import ArtifactReferenceError, has_references, resolve_references, tool_result
@@ -27,14 +25,6 @@ from contracts.tools import BUILTIN_TOOLS, TOOL_INPUT_INVALID, ToolInfo, ToolRes
 from contracts.usage import TokenUsage
 
 M = TypeVar("M", bound=BaseModel)
-
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-)
-"""Transient tool failures (network, database) retry a few times; bad input never does."""
 
 ToolArgs = Annotated[M | dict[str, Any], Field(union_mode="left_to_right")]
 """An activity's argument type: its input model, or the raw dict when that does not validate.

@@ -8,9 +8,18 @@ their schemas without importing the implementations.
 
 from collections.abc import Awaitable, Callable
 
+from pydantic_ai.toolsets import AbstractToolset
+
+from activities.agent_options import AgentDeps
 from activities.tools import agent, basic, calculator, files, http, memory
 from activities.tools.base import ToolSpec
+from activities.tools.toolset import build_toolset
 from contracts.tools import ToolDescription, ToolResult
+
+
+def _nested_toolset() -> AbstractToolset[AgentDeps]:
+    return NESTED_AGENT_TOOLSET
+
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
@@ -23,9 +32,13 @@ TOOLS: dict[str, ToolSpec] = {
         files.READ_ARTIFACT,
         memory.REMEMBER,
         memory.RECALL,
-        agent.SPEC,
+        agent.make_spec(toolset=_nested_toolset),
     )
 }
+
+NESTED_AGENT_TOOLSET = build_toolset(TOOLS.values())
+"""Every tool, for agents that `run_agent` runs inside its activity (each offered only the tools
+its version lists)."""
 
 TOOL_ACTIVITIES: list[Callable[..., Awaitable[ToolResult]]] = [spec.activity for spec in TOOLS.values()]
 

@@ -1,11 +1,17 @@
-"""The registry as one pydantic-ai toolset for `goalflow_agent`.
+"""Tools as a pydantic-ai toolset, for agents: `build_toolset(specs)` over the registry's specs.
 
-Its `id` names the Temporal activity every agent tool call runs in
+Its `id` names the Temporal activity every agent tool call of `goalflow_agent` runs in
 (`agent__goalflow_agent__toolset__goalflow_tools__call_tool`): never change it. The toolset is
 filtered per run to the agent version's `tools` (carried in `AgentToolDeps`), so the model is
 only offered the tools its version lists; a run without deps is offered none.
+
+This module knows no tool by name: the registry passes the specs in, so the `run_agent` tool
+(whose nested agent needs this toolset) imports nothing that imports it back.
 """
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +21,28 @@ from pydantic_ai.toolsets import AbstractToolset
 from temporalio.workflow import ActivityConfig
 
 from activities.heartbeat import TOOL_HEARTBEAT_TIMEOUT
-from activities.tools.agent import agent_depth
-from activities.tools.base import TOOL_RETRY, ToolError, ToolSpec, run_tool
-from activities.tools.registry import TOOLS
+from activities.tools.base import ToolError, ToolSpec, run_tool
+from contracts.retries import TOOL_RETRY
 from contracts.tools import ARTIFACT_REF_PREFIX, USAGE_METADATA_KEY, AgentToolDeps, ToolResult
 
 TOOLSET_ID = "goalflow_tools"
+
+_depth: ContextVar[int] = ContextVar("goalflow_agent_depth", default=0)
+
+
+@contextmanager
+def agent_depth(depth: int) -> Iterator[None]:
+    """Run tools as called by an agent nested `depth` levels deep."""
+    token = _depth.set(depth)
+    try:
+        yield
+    finally:
+        _depth.reset(token)
+
+
+def current_depth() -> int:
+    """How deeply nested the agent whose tool is running now is (0: not called by an agent)."""
+    return _depth.get()
 
 
 def result_for_model(result: ToolResult) -> Any:
@@ -82,7 +104,7 @@ def _offered(ctx: RunContext[AgentToolDeps | None], tool_def: ToolDefinition) ->
     return ctx.deps is not None and tool_def.name in ctx.deps.tools
 
 
-def build_toolset() -> AbstractToolset[AgentToolDeps | None]:
-    """Every registry tool, offered per run only if the agent version lists it."""
-    toolset = FunctionToolset([_agent_tool(spec) for spec in TOOLS.values()], id=TOOLSET_ID)
+def build_toolset(specs: Iterable[ToolSpec]) -> AbstractToolset[AgentToolDeps | None]:
+    """These tools, each offered per run only if the agent version lists it."""
+    toolset = FunctionToolset([_agent_tool(spec) for spec in specs], id=TOOLSET_ID)
     return toolset.filtered(_offered)

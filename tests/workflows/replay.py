@@ -6,12 +6,16 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from core.codec import EncryptionCodec, codec_from_setting
 from core.settings import Settings
 from core.temporal import data_converter
 from tests.conftest import CODEC_KEYS
@@ -43,11 +47,37 @@ async def replay_all(replay: Replayer, histories: Iterable[WorkflowHistory]) -> 
 
 def record(path: Path, history: WorkflowHistory) -> None:
     """Keep `history` at `path` when recording was asked for, with the id it ran under (replay
-    needs it where commands derive from it, such as child workflow ids)."""
+    needs it where commands derive from it, such as child workflow ids), and in plaintext: the
+    session's codec key is gone with the session, so a kept history must not need it."""
     if RECORD:
+        codec = codec_from_setting(CODEC_KEYS)
+        assert codec is not None
+        for event in history.events:
+            _decrypt_payloads(event, codec)
         path.parent.mkdir(parents=True, exist_ok=True)
         kept = {"workflowId": history.workflow_id, **json.loads(history.to_json())}
         path.write_text(json.dumps(kept, indent=1) + "\n")
+
+
+def _decrypt_payloads(message: Message, codec: EncryptionCodec) -> None:
+    """Replace every encrypted Payload under `message` (lists and maps included) by its plaintext."""
+    for field, value in message.ListFields():
+        kind: Any = field.message_type
+        if kind is None:
+            continue  # a scalar
+        if kind.GetOptions().map_entry:
+            if kind.fields_by_name["value"].message_type is None:
+                continue  # a map of scalars
+            items: list[Any] = [value[key] for key in value]
+        elif isinstance(value, Message):
+            items = [value]
+        else:
+            items = list(value)  # a repeated field
+        for item in items:
+            if isinstance(item, Payload):
+                item.CopyFrom(codec.decrypt(item))
+            else:
+                _decrypt_payloads(item, codec)
 
 
 def load(path: Path) -> WorkflowHistory:

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from contracts import workflow_names
 from tests.workflows.replay import HISTORIES, load, replayer
 from worker import WORKFLOWS
-from workflows import dag, dag_launcher, dag_nodes, goal, usage
+from workflows import agent_runs, dag, dag_launcher, dag_nodes, goal, usage
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
 
@@ -28,6 +28,11 @@ PATCH_TYPES: dict[str, set[str]] = {
     dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
     goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
+    agent_runs.ONE_ACTIVITY_PATCH: {
+        workflow_names.DAG_WORKFLOW,
+        workflow_names.AGENT_TEST_WORKFLOW,
+        workflow_names.GOAL_WORKFLOW,
+    },
     usage.USAGE_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.PLANNER_WORKFLOW,
@@ -95,7 +100,14 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 
 
 def test_every_patch_in_the_code_is_listed_here() -> None:
-    modules = {"dag": dag, "dag_launcher": dag_launcher, "dag_nodes": dag_nodes, "goal": goal, "usage": usage}
+    modules = {
+        "agent_runs": agent_runs,
+        "dag": dag,
+        "dag_launcher": dag_launcher,
+        "dag_nodes": dag_nodes,
+        "goal": goal,
+        "usage": usage,
+    }
     called = {getattr(m, name) for name in _patch_calls() for m in modules.values() if hasattr(m, name)}
     assert len(called) == len(_patch_calls()), "a patch constant lives in a module this test does not read"
     assert called == set(PATCH_TYPES)
