@@ -112,7 +112,14 @@ def lookup(
             return f"{ARTIFACT_REF_PREFIX}{output.artifact}"
         if not ref.path:
             return text
-        return _walk(json.loads(text), ref.path, ref.raw)
+        try:
+            stored = json.loads(text)
+        except ValueError:
+            raise TemplateError(
+                f"{{{{{ref.raw}}}}}: the output of {ref.node!r} (artifact {output.artifact!r}) is not "
+                "JSON, so it has no fields; reference it whole"
+            ) from None
+        return _walk(stored, ref.path, ref.raw)
     return _walk(output.value, ref.path, ref.raw)
 
 
