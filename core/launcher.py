@@ -93,6 +93,14 @@ async def wait_for_temporal(settings: Settings, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.5)
 
 
+def worker_metrics_env(settings: Settings, index: int) -> dict[str, str]:
+    """Each worker process after the first serves its metrics on the next port."""
+    host, _, port = settings.worker_metrics_address.rpartition(":")
+    if index == 0 or not port.isdigit():
+        return {}
+    return {"WORKER_METRICS_ADDRESS": f"{host}:{int(port) + index}"}
+
+
 def children(settings: Settings) -> list[Child]:
     """The processes of `make run`, in start order; a new one is one more line here."""
     python = sys.executable
@@ -115,7 +123,10 @@ def children(settings: Settings) -> list[Child]:
                 ports=(settings.temporal_port, settings.temporal_ui_port),
             )
         )
-    parts.append(Child("worker", [python, "-m", "worker"], env=env, requires=up))
+    for index in range(settings.worker_processes):  # Temporal spreads the task queue over them
+        name = "worker" if index == 0 else f"worker-{index + 1}"
+        worker_env = {**env, **worker_metrics_env(settings, index)}
+        parts.append(Child(name, [python, "-m", "worker"], env=worker_env, requires=up))
     parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up))
     if settings.llm_provider == "local":
         # Last, so nothing waits for the model to load; the model file is provisioned in main().

@@ -5,6 +5,7 @@ writes with a generated API token and encryption key so a fresh checkout runs wi
 """
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -92,6 +93,10 @@ class Settings(BaseSettings):
     local_model_path: Path | None = None
     local_model_port: int = 8081
     local_model_threads: int | None = None
+    worker_processes: int = Field(default=min(4, max(1, os.cpu_count() or 1)), ge=1, le=64)
+    """Worker processes `make run` starts on the task queue (default: one per core, at most 4).
+    Python runs one core's worth of workflow and activity code per process; Temporal spreads the
+    task queue over all of them."""
     wait_timeout_s: float = Field(default=60, gt=0, le=600)
     """How long a request that answers from a workflow (agent test, task, planner) waits before
     it answers 202 with the workflow id to follow."""

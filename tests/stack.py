@@ -146,6 +146,7 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
         "ARTIFACTS_DIR": str(cwd / "artifacts"),
         "LOG_LEVEL": "WARNING",
         "LLM_PROVIDER": "none",  # the local model has its own test (tests/test_local_model.py)
+        "WORKER_PROCESSES": "1",  # kills target "the worker": one, unless a test asks for more
     }
     for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS"):
         env.pop(inherited, None)  # the launcher starts its own server and generates secrets
