@@ -1,9 +1,12 @@
 """Async database engine and sessions (PostgreSQL through psycopg 3, or SQLite)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
@@ -35,3 +38,14 @@ async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
     maker = async_sessionmaker(get_engine(settings), class_=AsyncSession, expire_on_commit=False)
     async with maker() as session:
         yield session
+
+
+async def count_by(
+    session: AsyncSession, column: Any, keys: Iterable[str], *, none_as: str | None = None
+) -> dict[str, int]:
+    """Rows per value of `column`: every key listed (zeros included), NULL counted as `none_as`."""
+    counts = dict.fromkeys([*keys, *([none_as] if none_as else [])], 0)
+    for value, n in (await session.exec(select(column, func.count()).group_by(column))).all():
+        key = none_as if value is None and none_as else str(value)
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts

@@ -5,7 +5,6 @@ committed until Temporal accepted the schedule change, and a failed schedule cha
 row back. Only the reverse failure (Temporal accepted, the commit failed) needs undoing by hand.
 """
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
@@ -14,6 +13,7 @@ from temporalio.common import TypedSearchAttributes
 from contracts.goals import RUN_KIND_GOAL, GoalRunInput
 from contracts.search import search_attributes
 from contracts.workflow_names import GOAL_WORKFLOW
+from core.db import count_by
 from core.errors import Conflict, Invalid, NotFound
 from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
 from core.settings import Settings
@@ -44,10 +44,7 @@ async def list_goals(
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
     """How many goals have each status (every status listed, zeros included)."""
-    rows = (await session.exec(select(Goal.status, func.count()).group_by(Goal.status))).all()
-    counts = {status.value: 0 for status in GoalStatus}
-    counts.update({str(status): int(n) for status, n in rows})
-    return counts
+    return await count_by(session, Goal.status, (status.value for status in GoalStatus))
 
 
 def goal_search_attributes(goal: Goal) -> TypedSearchAttributes:

@@ -7,7 +7,6 @@ The one entry point for every front end (REST, the Telegram bot, the Web App) is
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowFailureError
@@ -17,6 +16,7 @@ from temporalio.service import RPCError
 from contracts.intake import RUN_KIND_MESSAGE, Category, MessageInput, MessageOutcome, MessageSource
 from contracts.search import search_attributes
 from contracts.workflow_names import MESSAGE_WORKFLOW
+from core.db import count_by
 from core.errors import NotFound
 from core.events import MESSAGE_CREATED, publish
 from core.models import Message, MessageCreate, MessagePublic, TodoTask, TodoTaskPublic
@@ -116,12 +116,7 @@ async def list_messages(
 
 async def count_by_category(session: AsyncSession) -> dict[str, int]:
     """Classified messages per category (every category listed), plus `unclassified`."""
-    rows = (await session.exec(select(Message.category, func.count()).group_by(Message.category))).all()
-    counts = {category.value: 0 for category in Category}
-    counts["unclassified"] = 0
-    for category, n in rows:
-        counts[category or "unclassified"] += int(n)
-    return counts
+    return await count_by(session, Message.category, (c.value for c in Category), none_as="unclassified")
 
 
 async def message_outcome(client: Client, message_id: int) -> MessageOutcome | None:

@@ -6,11 +6,12 @@ event (task.created, task.updated) in the same transaction.
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.intake import Priority
+from core.db import count_by
 from core.errors import Conflict, NotFound
 from core.events import TASK_CREATED, TASK_UPDATED, publish
 from core.models import TaskStatus, TodoTask, TodoTaskCreate, TodoTaskPublic
@@ -107,7 +108,4 @@ async def set_task_status(session: AsyncSession, task_id: int, status: TaskStatu
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:
     """How many tasks have each status (every status listed, zeros included)."""
-    rows = (await session.exec(select(TodoTask.status, func.count()).group_by(TodoTask.status))).all()
-    counts = {status.value: 0 for status in TaskStatus}
-    counts.update({str(status): int(n) for status, n in rows})
-    return counts
+    return await count_by(session, TodoTask.status, (status.value for status in TaskStatus))

@@ -58,3 +58,11 @@ def json_field(*, default_factory: Any = None, nullable: bool = False) -> Any:
     if default_factory is None:
         return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
     return Field(default_factory=default_factory, sa_column=Column(JSONType, nullable=nullable))
+
+
+def clean_labels(values: list[str], *, max_items: int, max_chars: int, what: str) -> list[str]:
+    """Trimmed, non-empty, unique (first spelling kept), bounded: ValueError naming the bounds."""
+    cleaned = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+    if len(cleaned) > max_items or any(len(v) > max_chars for v in cleaned):
+        raise ValueError(f"at most {max_items} {what} of at most {max_chars} characters")
+    return cleaned

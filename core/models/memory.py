@@ -6,7 +6,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from contracts.agents import AgentName
-from core.models.common import created_at_field, json_field
+from core.models.common import clean_labels, created_at_field, json_field
 
 MAX_TAGS = 20
 
@@ -19,10 +19,7 @@ class MemoryBase(SQLModel):
     @classmethod
     def _clean_tags(cls, tags: list[str]) -> list[str]:
         """Trimmed, non-empty, unique, bounded: tags are labels, not a second content field."""
-        cleaned = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
-        if len(cleaned) > MAX_TAGS or any(len(t) > 64 for t in cleaned):
-            raise ValueError(f"at most {MAX_TAGS} tags of at most 64 characters")
-        return cleaned
+        return clean_labels(tags, max_items=MAX_TAGS, max_chars=64, what="tags")
 
 
 class MemoryCreate(MemoryBase):

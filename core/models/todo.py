@@ -14,7 +14,7 @@ from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
 from contracts.intake import Priority
-from core.models.common import UTCDateTime, created_at_field, json_field, updated_at_field
+from core.models.common import UTCDateTime, clean_labels, created_at_field, json_field, updated_at_field
 
 MAX_ASSIGNEES = 20
 
@@ -44,10 +44,7 @@ class TodoTaskBase(SQLModel):
     @field_validator("assignees")
     @classmethod
     def _clean_assignees(cls, names: list[str]) -> list[str]:
-        cleaned = list(dict.fromkeys(n.strip() for n in names if n.strip()))
-        if len(cleaned) > MAX_ASSIGNEES or any(len(n) > 100 for n in cleaned):
-            raise ValueError(f"at most {MAX_ASSIGNEES} assignees of at most 100 characters")
-        return cleaned
+        return clean_labels(names, max_items=MAX_ASSIGNEES, max_chars=100, what="assignees")
 
 
 class TodoTaskCreate(TodoTaskBase):
