@@ -3,11 +3,14 @@
 import itertools
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.dag import DagSpec, NodeSpec
 from contracts.dag_validation import validate_spec
+
+UNTIMED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+"""No per-example deadline: a timing is no property, and the machine is shared."""
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "noop": {"type": "object"},
@@ -53,11 +56,13 @@ def valid_dags(draw: st.DrawFn, max_nodes: int = 12) -> DagSpec:
     return DagSpec(name="generated", params=params, nodes=nodes)
 
 
+@UNTIMED
 @given(valid_dags())
 def test_a_well_formed_dag_has_no_problems(spec: DagSpec) -> None:
     assert check(spec) == []
 
 
+@UNTIMED
 @given(valid_dags(), st.data())
 def test_run_params_must_be_declared(spec: DagSpec, data: st.DataObject) -> None:
     names = sorted(spec.params)
@@ -68,6 +73,7 @@ def test_run_params_must_be_declared(spec: DagSpec, data: st.DataObject) -> None
     assert len(problems) == 1 and undeclared in problems[0]
 
 
+@UNTIMED
 @given(valid_dags(), st.data())
 def test_validation_is_deterministic_and_independent_of_node_order_for_valid_dags(
     spec: DagSpec, data: st.DataObject
@@ -89,6 +95,7 @@ def _reaches(deps: dict[str, list[str]], start: str, goal: str) -> bool:
     return False
 
 
+@UNTIMED
 @given(valid_dags(max_nodes=10).filter(lambda s: len(s.nodes) >= 2), st.data())
 def test_a_back_edge_is_reported_as_a_cycle_through_real_edges(spec: DagSpec, data: st.DataObject) -> None:
     nodes = list(spec.nodes)
@@ -115,6 +122,7 @@ def test_a_back_edge_is_reported_as_a_cycle_through_real_edges(spec: DagSpec, da
         assert (descendant, earlier) in set(itertools.pairwise(names)), cycle
 
 
+@UNTIMED
 @given(valid_dags(), st.data())
 def test_every_independent_defect_is_reported_at_once(spec: DagSpec, data: st.DataObject) -> None:
     nodes = list(spec.nodes)
@@ -149,6 +157,7 @@ def test_every_independent_defect_is_reported_at_once(spec: DagSpec, data: st.Da
     assert len(problems) >= len(defects)
 
 
+@UNTIMED
 @given(valid_dags(max_nodes=8).filter(lambda s: len(s.nodes) >= 2), st.data())
 def test_a_template_to_a_node_that_is_not_an_ancestor_is_refused(spec: DagSpec, data: st.DataObject) -> None:
     # The first node has no ancestors; make it reference any other node.
@@ -174,7 +183,7 @@ NODES = st.builds(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(NODES, min_size=1, max_size=10), st.dictionaries(IDS, st.integers(), max_size=3))
 def test_any_spec_pydantic_accepts_gets_a_list_of_problems_never_an_exception(
     nodes: list[NodeSpec], params: dict[str, int]

@@ -4,11 +4,14 @@ import contextlib
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.dag import NodeOutput
 from contracts.templates import TemplateError, parse, references, resolve, stringify
+
+UNTIMED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+"""No per-example deadline: a timing is no property, and the machine is shared."""
 
 SEGMENT = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
@@ -30,12 +33,14 @@ def _resolve(value: Any, params: dict[str, Any] | None = None) -> Any:
     return resolve(value, params=params or {}, outputs={})
 
 
+@UNTIMED
 @given(PLAIN)
 def test_a_value_without_templates_resolves_to_itself(value: Any) -> None:
     assert _resolve(value) == value
     assert references(value) == []
 
 
+@UNTIMED
 @given(SEGMENT, JSON)
 def test_a_whole_template_keeps_the_value_and_its_type(name: str, value: Any) -> None:
     resolved = _resolve(f"{{{{params.{name}}}}}", {name: value})
@@ -43,6 +48,7 @@ def test_a_whole_template_keeps_the_value_and_its_type(name: str, value: Any) ->
     assert type(resolved) is type(value)
 
 
+@UNTIMED
 @given(SEGMENT, JSON, PLAIN_TEXT, PLAIN_TEXT)
 def test_an_embedded_template_reads_as_its_stringified_value(
     name: str, value: Any, before: str, after: str
@@ -51,6 +57,7 @@ def test_an_embedded_template_reads_as_its_stringified_value(
     assert _resolve(text, {name: value}) == f"{before}X{stringify(value)}Y{after}"
 
 
+@UNTIMED
 @given(JSON)
 def test_stringify_keeps_strings_and_writes_everything_else_as_json(value: Any) -> None:
     text = stringify(value)
@@ -60,6 +67,7 @@ def test_stringify_keeps_strings_and_writes_everything_else_as_json(value: Any) 
         assert json.loads(text) == value
 
 
+@UNTIMED
 @given(st.dictionaries(SEGMENT, JSON, min_size=1, max_size=5), st.data())
 def test_templates_anywhere_in_a_structure_resolve_in_place(
     params: dict[str, Any], data: st.DataObject
@@ -84,6 +92,7 @@ def test_templates_anywhere_in_a_structure_resolve_in_place(
     assert json.dumps(template, sort_keys=True) == snapshot  # the input is not changed
 
 
+@UNTIMED
 @given(SEGMENT, st.lists(SEGMENT, max_size=4))
 def test_a_node_reference_parses_to_its_node_and_path(node: str, path: list[str]) -> None:
     expr = ".".join(["nodes", node, "output", *path])
@@ -92,6 +101,7 @@ def test_a_node_reference_parses_to_its_node_and_path(node: str, path: list[str]
     assert references({"a": [f"x {{{{{expr}}}}} y"]}) == [ref]
 
 
+@UNTIMED
 @given(SEGMENT, JSON, st.data())
 def test_a_path_into_a_node_output_reads_what_is_there(node: str, value: Any, data: st.DataObject) -> None:
     # Walk a random existing path into the value, then check the template reads exactly that.
@@ -122,6 +132,7 @@ def parse_safe(key: str) -> bool:
     return True
 
 
+@UNTIMED
 @given(SEGMENT, SEGMENT, st.text(max_size=40))
 def test_an_artifact_output_is_a_reference_unless_its_text_is_supplied(
     node: str, name: str, text: str
@@ -144,6 +155,7 @@ EXPRESSIONS = st.one_of(
 missing (c) outputs and to params."""
 
 
+@UNTIMED
 @given(
     EXPRESSIONS, JSON, st.dictionaries(SEGMENT, JSON, max_size=3), st.text(max_size=40) | JSON.map(json.dumps)
 )
