@@ -10,14 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
 from contracts.dag import ExecutionStatus
 from contracts.search import DAG_ID, DAG_STATUS
 from core.settings import Settings
 from services import dags
 from services.execution_status import LATEST_RUNS, dag_closed_clause, dag_status
-from services.temporal_errors import rpc_error
+from services.visibility import list_page
 
 _RUNNING = "ExecutionStatus = 'Running'"
 _SUSPENDED = f"{DAG_STATUS.name} = 'suspended'"
@@ -81,6 +80,25 @@ def _summary(settings: Settings, wf: WorkflowExecution) -> ExecutionSummary:
     )
 
 
+async def page_executions(
+    client: Client,
+    settings: Settings,
+    *,
+    dag_id: int | None,
+    status: ExecutionStatus | None,
+    limit: int,
+    cursor: str | None = None,
+    offset: int = 0,
+) -> tuple[list[ExecutionSummary], str | None]:
+    """Executions newest first, each once (its latest run), from one visibility query, and the
+    cursor of the next page."""
+    query = executions_query(dag_id, status)
+    rows, next_cursor = await list_page(
+        client, query, limit=limit, cursor=cursor, offset=offset, what="DAG executions"
+    )
+    return [_summary(settings, wf) for wf in rows], next_cursor
+
+
 async def list_executions(
     client: Client,
     settings: Settings,
@@ -90,16 +108,8 @@ async def list_executions(
     limit: int,
     offset: int,
 ) -> list[ExecutionSummary]:
-    """Executions newest first, each once (its latest run), from one visibility query."""
-    query = executions_query(dag_id, status)
-    found: list[ExecutionSummary] = []
-    index = 0
-    wanted = offset + limit
-    try:
-        async for wf in client.list_workflows(query, limit=wanted, page_size=min(1000, wanted)):
-            if index >= offset:
-                found.append(_summary(settings, wf))
-            index += 1
-    except RPCError as exc:
-        raise rpc_error(exc, what="DAG executions") from None
+    """Executions newest first (paged by offset)."""
+    found, _ = await page_executions(
+        client, settings, dag_id=dag_id, status=status, limit=limit, offset=offset
+    )
     return found

@@ -30,6 +30,7 @@ from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services.execution_status import VISIBILITY_STATUS, RunStatus, run_status, run_status_clause
 from services.temporal_errors import application_cause, rpc_error
+from services.visibility import list_page
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 
@@ -93,6 +94,24 @@ def runs_query(*, goal_id: int | None = None, status: RunStatus | None = None) -
     return query
 
 
+async def page_runs(
+    client: Client,
+    settings: Settings,
+    *,
+    goal_id: int | None,
+    status: RunStatus | None,
+    limit: int,
+    cursor: str | None = None,
+    offset: int = 0,
+) -> tuple[list[RunSummary], str | None]:
+    """Goal runs newest first, from Temporal visibility, and the cursor of the next page."""
+    query = runs_query(goal_id=goal_id, status=status)
+    rows, next_cursor = await list_page(
+        client, query, limit=limit, cursor=cursor, offset=offset, what="goal runs"
+    )
+    return [_summary(settings, wf) for wf in rows], next_cursor
+
+
 async def list_runs(
     client: Client,
     settings: Settings,
@@ -102,25 +121,9 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> list[RunSummary]:
-    """Goal runs newest first, from Temporal visibility."""
-    query = runs_query(goal_id=goal_id, status=status)
-    found: list[RunSummary] = []
-    try:
-        async for index, wf in _enumerate(
-            client.list_workflows(query, limit=offset + limit, page_size=min(1000, offset + limit))
-        ):
-            if index >= offset:
-                found.append(_summary(settings, wf))
-    except RPCError as exc:
-        raise rpc_error(exc, what="goal runs") from None
+    """Goal runs newest first, from Temporal visibility (paged by offset)."""
+    found, _ = await page_runs(client, settings, goal_id=goal_id, status=status, limit=limit, offset=offset)
     return found
-
-
-async def _enumerate(iterator: Any) -> Any:
-    index = 0
-    async for item in iterator:
-        yield index, item
-        index += 1
 
 
 async def count_by_status(client: Client, run_kind: str = RUN_KIND_GOAL) -> dict[str, int]:

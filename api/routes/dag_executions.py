@@ -3,18 +3,18 @@
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.deps import PageDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeState, ResumeRequest
 from services import dag_event_stream, dag_resume
 from services import dag_executions as service
 from services.dag_event_stream import Gap
-from services.dag_execution_list import ExecutionSummary
-from services.dag_execution_list import list_executions as list_dag_executions
+from services.dag_execution_list import ExecutionSummary, page_executions
 from services.dag_executions import ExecutionDetail, Started
 from services.dags import SpecInvalid
 
@@ -26,23 +26,29 @@ ExecutionId = Annotated[
 ]
 
 
-@router.get("/dag-executions")
+@router.get("/dag-executions", responses=CURSOR_HEADERS)
 async def list_executions(
+    request: Request,
+    response: Response,
     client: TemporalDep,
     settings: SettingsDep,
-    page: PageDep,
+    page: CursorPageDep,
     status_filter: Annotated[ExecutionStatus | None, Query(alias="status")] = None,
     dag_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[ExecutionSummary]:
-    """DAG executions, newest first, from Temporal visibility."""
-    return await list_dag_executions(
+    """DAG executions, newest first, from Temporal visibility; the next page is
+    `?cursor=<X-Next-Cursor>`."""
+    found, next_cursor = await page_executions(
         client,
         settings,
         dag_id=dag_id,
         status=status_filter,
         limit=page.limit,
+        cursor=page.cursor,
         offset=page.offset,
     )
+    link_next(request, response, next_cursor)
+    return found
 
 
 @router.get("/dag-executions/{execution_id}")

@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
+from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.dag import ExecutionStatus
 from contracts.planning import DEFAULT_PLANNER, PlannerInput
 from contracts.usage import TokenUsage
@@ -15,6 +16,7 @@ from core.models import DagCreate, DagPublic, DagUpdate
 from services import dag_executions as executions
 from services import dags as service
 from services import planning
+from services.dag_execution_list import page_executions
 from services.dag_executions import ExecutionSummary, Started
 from services.schedules import ScheduleInfo
 from services.waiting import StillRunning
@@ -147,25 +149,31 @@ async def delete_dag(dag_id: IdPath, session: SessionDep, client: TemporalDep) -
     await service.delete_dag(session, client, dag_id)
 
 
-@router.get("/dags/{dag_id}/executions")
+@router.get("/dags/{dag_id}/executions", responses=CURSOR_HEADERS)
 async def list_dag_executions(
     dag_id: IdPath,
+    request: Request,
+    response: Response,
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
-    page: PageDep,
+    page: CursorPageDep,
     status_filter: Annotated[ExecutionStatus | None, Query(alias="status")] = None,
 ) -> list[ExecutionSummary]:
-    """This DAG's executions, newest first, from Temporal visibility."""
+    """This DAG's executions, newest first, from Temporal visibility; the next page is
+    `?cursor=<X-Next-Cursor>`."""
     await service.get_dag(session, dag_id)
-    return await executions.list_executions(
+    found, next_cursor = await page_executions(
         client,
         settings,
         dag_id=dag_id,
         status=status_filter,
         limit=page.limit,
+        cursor=page.cursor,
         offset=page.offset,
     )
+    link_next(request, response, next_cursor)
+    return found
 
 
 async def _execute(

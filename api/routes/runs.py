@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from api.deps import MAX_DB_ID, PageDep, SettingsDep, TemporalDep
+from api.deps import MAX_DB_ID, SettingsDep, TemporalDep
+from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.goals import GoalProgress
 from services import runs as service
 from services.runs import RunDetail, RunStatus, RunSummary
@@ -14,18 +15,29 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 RunIdPath = Annotated[str, Path(min_length=6, max_length=255, pattern=r"^goal-[A-Za-z0-9:_.-]+$")]
 
 
-@router.get("")
+@router.get("", responses=CURSOR_HEADERS)
 async def list_runs(
+    request: Request,
+    response: Response,
     client: TemporalDep,
     settings: SettingsDep,
-    page: PageDep,
+    page: CursorPageDep,
     status: RunStatus | None = None,
     goal_id: Annotated[int | None, Query(alias="goalId", ge=1, le=MAX_DB_ID)] = None,
 ) -> list[RunSummary]:
-    """Goal runs newest first (`?status=`, `?goalId=`), from Temporal visibility."""
-    return await service.list_runs(
-        client, settings, goal_id=goal_id, status=status, limit=page.limit, offset=page.offset
+    """Goal runs newest first (`?status=`, `?goalId=`), from Temporal visibility; the next page
+    is `?cursor=<X-Next-Cursor>`."""
+    found, next_cursor = await service.page_runs(
+        client,
+        settings,
+        goal_id=goal_id,
+        status=status,
+        limit=page.limit,
+        cursor=page.cursor,
+        offset=page.offset,
     )
+    link_next(request, response, next_cursor)
+    return found
 
 
 @router.get("/{run_id}")

@@ -1,0 +1,79 @@
+"""One page of a Temporal visibility list, addressed by Temporal's own page token.
+
+Lists of runs and executions page by cursor: the cursor is Temporal's `next_page_token` (URL-safe
+base64), so reading page 200 costs one visibility call of `limit` rows, as reading page 1 does.
+An offset (kept for callers that page that way) has to walk every row before it.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from temporalio.client import Client, WorkflowExecution
+from temporalio.service import RPCError
+
+from core.errors import Invalid
+from services.temporal_errors import rpc_error
+
+MAX_OFFSET = 10_000
+"""How far an offset may reach into a visibility list (each request walks that far)."""
+
+
+_CHECK_BYTES = 8
+
+
+def _check(token: bytes) -> bytes:
+    return hashlib.blake2b(token, digest_size=_CHECK_BYTES, person=b"goalflow-cursor").digest()
+
+
+def encode_cursor(token: bytes) -> str:
+    """Temporal's page token, with a check, as a URL-safe string."""
+    return base64.urlsafe_b64encode(token + _check(token)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> bytes:
+    """The page token a cursor holds (422 for one this API did not give out).
+
+    The check keeps made-up cursors away from Temporal, which fails on a token it cannot read only
+    after retrying for seconds. It is no secret: a page token names a position in a list the
+    caller may read anyway."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    token, check = raw[:-_CHECK_BYTES], raw[-_CHECK_BYTES:]
+    if not token or not hmac.compare_digest(check, _check(token)):
+        raise Invalid("cursor is not one this API gave out (pass X-Next-Cursor as answered)")
+    return token
+
+
+async def list_page(
+    client: Client, query: str, *, limit: int, cursor: str | None, offset: int = 0, what: str
+) -> tuple[list[WorkflowExecution], str | None]:
+    """Up to `limit` executions matching `query`, newest first, and the cursor of the next page
+    (None on the last). With an offset instead of a cursor, the rows before it are walked."""
+    if cursor is not None and offset:
+        raise Invalid("give a cursor or an offset, not both")
+    if offset > MAX_OFFSET:
+        raise Invalid(f"offset over {MAX_OFFSET}: page with the cursor instead")
+    try:
+        if offset:
+            rows = [
+                wf
+                async for wf in client.list_workflows(
+                    query, limit=offset + limit, page_size=min(1000, offset + limit)
+                )
+            ]
+            return rows[offset:], None
+        pages = client.list_workflows(
+            query,
+            page_size=limit,
+            next_page_token=decode_cursor(cursor) if cursor is not None else None,
+        )
+        await pages.fetch_next_page()
+    except RPCError as exc:
+        raise rpc_error(exc, what=what) from None
+    found = list(pages.current_page or [])
+    token = pages.next_page_token
+    return found, encode_cursor(token) if token and found else None
