@@ -24,6 +24,8 @@ from core.settings import Settings
 from core.temporal import connect
 from tests.api.dag_helpers import make_dag, start, wait_closed
 from tests.conftest import ROOT, api_client
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 from tests.stack import free_port
 from worker import build_worker
 
@@ -117,6 +119,35 @@ async def test_each_model_request_counts_its_tokens_and_cost_per_model() -> None
     metrics.record_model_response(response)
     # genai-prices: gpt-4o-mini is $0.15 per million input tokens and $0.60 per million output.
     assert sample("goalflow_llm_cost_usd_total", **labels) - cost == pytest.approx(0.75)
+
+
+async def test_an_agent_nodes_model_requests_show_as_tokens_and_cost_per_model(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real path: a DAG agent node, the worker's model request, the fake provider
+    (it reports 11 input and 7 output tokens per answer)."""
+    monkeypatch.setattr(fake_llm, "models", [*fake_llm.models, PRICED_MODEL])
+    labels = {"provider": "openai", "model": PRICED_MODEL}
+    before = {
+        "requests": sample("goalflow_llm_requests_total", **labels),
+        "input": sample("goalflow_llm_tokens_total", direction="input", **labels),
+        "output": sample("goalflow_llm_tokens_total", direction="output", **labels),
+        "cost": sample("goalflow_llm_cost_usd_total", **labels),
+    }
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"], model=PRICED_MODEL)
+    dag = await make_dag(api, {"nodes": [{"id": "ask", "agent": agent["name"], "prompt": "hi"}]})
+    execution_id = await start(api, dag["id"])
+    assert (await wait_closed(api, execution_id))["status"] == "succeeded"
+    requests = sample("goalflow_llm_requests_total", **labels) - before["requests"]
+    assert requests >= 1
+    assert sample("goalflow_llm_tokens_total", direction="input", **labels) - before["input"] == 11 * requests
+    assert (
+        sample("goalflow_llm_tokens_total", direction="output", **labels) - before["output"] == 7 * requests
+    )
+    assert sample("goalflow_llm_cost_usd_total", **labels) > before["cost"]
+    text = (await api.get("/metrics")).text
+    assert f'goalflow_llm_tokens_total{{direction="input",model="{PRICED_MODEL}",provider="openai"}}' in text
 
 
 class Captured(logging.Handler):
