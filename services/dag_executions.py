@@ -34,6 +34,7 @@ from services import dag_event_stream, dags
 from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions
 from services.execution_status import dag_status
 from services.ids import short_id
+from services.read_cache import ReadCache
 from services.temporal_errors import query_error, rpc_error, update_error
 
 __all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
@@ -149,9 +150,31 @@ async def describe(client: Client, execution_id: str) -> WorkflowExecutionDescri
     return description
 
 
+CLOSED_DETAILS: ReadCache[ExecutionDetail] = ReadCache(max_entries=2048)
+"""A closed run's detail never changes: asking again would only make a worker replay its history."""
+CACHED_NODES_MAX = 1000
+"""Larger executions are not kept (their detail can be megabytes)."""
+
+
 async def get_execution(client: Client, settings: Settings, execution_id: str) -> ExecutionDetail:
-    """Node states and usage from the status query; lifecycle and timestamps from describe."""
+    """Node states and usage from the status query; lifecycle and timestamps from describe.
+    Describe is asked every time (a deleted or reset execution shows at once); a closed run's
+    detail is kept per run id after its first read."""
     description = await describe(client, execution_id)
+    closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
+    key = (client.namespace, execution_id, description.run_id, settings.web_ui_url)
+    cached = CLOSED_DETAILS.peek(key) if closed else None
+    if cached is not None:
+        return cached
+    detail = await _detail(client, settings, execution_id, description)
+    if closed and detail.total and len(detail.nodes) <= CACHED_NODES_MAX:
+        CLOSED_DETAILS.put(key, detail)
+    return detail
+
+
+async def _detail(
+    client: Client, settings: Settings, execution_id: str, description: WorkflowExecutionDescription
+) -> ExecutionDetail:
     handle = client.get_workflow_handle(execution_id, run_id=description.run_id)
     live = await query_status(handle)
     closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)

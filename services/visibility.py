@@ -14,10 +14,14 @@ from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError
 
 from core.errors import Invalid
+from services.read_cache import ReadCache
 from services.temporal_errors import rpc_error
 
 MAX_OFFSET = 10_000
 """How far an offset may reach into a visibility list (each request walks that far)."""
+PAGES: ReadCache[tuple[list[WorkflowExecution], str | None]] = ReadCache(max_entries=0)
+"""One load per page at a time, nothing kept: callers asking for the same page while it loads
+share that visibility call, and a request that starts after a change sees it."""
 
 
 _CHECK_BYTES = 8
@@ -57,6 +61,16 @@ async def list_page(
         raise Invalid("give a cursor or an offset, not both")
     if offset > MAX_OFFSET:
         raise Invalid(f"offset over {MAX_OFFSET}: page with the cursor instead")
+    token = decode_cursor(cursor) if cursor is not None else None
+    key = (client.namespace, query, limit, token, offset)
+    return await PAGES.get(
+        key, lambda: _load(client, query, limit=limit, token=token, offset=offset, what=what)
+    )
+
+
+async def _load(
+    client: Client, query: str, *, limit: int, token: bytes | None, offset: int, what: str
+) -> tuple[list[WorkflowExecution], str | None]:
     try:
         if offset:
             rows = [
@@ -66,14 +80,10 @@ async def list_page(
                 )
             ]
             return rows[offset:], None
-        pages = client.list_workflows(
-            query,
-            page_size=limit,
-            next_page_token=decode_cursor(cursor) if cursor is not None else None,
-        )
+        pages = client.list_workflows(query, page_size=limit, next_page_token=token)
         await pages.fetch_next_page()
     except RPCError as exc:
         raise rpc_error(exc, what=what) from None
     found = list(pages.current_page or [])
-    token = pages.next_page_token
-    return found, encode_cursor(token) if token and found else None
+    following = pages.next_page_token
+    return found, encode_cursor(following) if following and found else None

@@ -1,0 +1,71 @@
+"""An in-process cache for reads that cost a Temporal round trip (or a worker's replay).
+
+Bounded (least recently used entries go first), optionally expiring, and with one load in flight
+per key: a hundred callers asking for the same page at once share one visibility call.
+"""
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class ReadCache(Generic[V]):
+    """`await cache.get(key, load)`: the cached value, or `load()`'s (shared by concurrent callers).
+    A load that raises is not cached; every caller waiting on it gets the error. With
+    `max_entries=0` nothing is kept: only loads in flight are shared."""
+
+    def __init__(self, *, max_entries: int, ttl_s: float | None = None) -> None:
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._values: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self._loading: dict[Hashable, asyncio.Future[V]] = {}
+
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value, if there is one still fresh."""
+        found = self._values.get(key)
+        if found is None:
+            return None
+        stored_at, value = found
+        if self.ttl_s is not None and time.monotonic() - stored_at > self.ttl_s:
+            del self._values[key]
+            return None
+        self._values.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        if self.max_entries <= 0:
+            return  # coalescing only: concurrent loads are shared, results are not kept
+        self._values[key] = (time.monotonic(), value)
+        self._values.move_to_end(key)
+        while len(self._values) > self.max_entries:
+            self._values.popitem(last=False)
+
+    def forget(self, key: Hashable) -> None:
+        self._values.pop(key, None)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        value = self.peek(key)
+        if value is not None:
+            return value
+        task = self._loading.get(key)
+        if task is None:
+            # Its own task: a caller that hangs up does not cancel the load the others wait on.
+            task = asyncio.ensure_future(self._load(key, load))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._loading[key] = task
+        return await asyncio.shield(task)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        try:
+            value = await load()
+        finally:
+            self._loading.pop(key, None)
+        self.put(key, value)
+        return value

@@ -1,0 +1,93 @@
+"""services/read_cache.py: one load per key at a time, bounded, expiring, failures not kept."""
+
+import asyncio
+
+import pytest
+
+from services.read_cache import ReadCache
+
+
+async def test_concurrent_readers_of_one_key_share_one_load() -> None:
+    cache: ReadCache[int] = ReadCache(max_entries=10)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return 42
+
+    readers = [asyncio.create_task(cache.get("k", load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*readers) == [42] * 50
+    assert loads == 1
+    assert await cache.get("k", load) == 42 and loads == 1  # kept
+
+
+async def test_a_reader_that_hangs_up_does_not_cancel_the_others() -> None:
+    cache: ReadCache[str] = ReadCache(max_entries=10)
+    release = asyncio.Event()
+
+    async def load() -> str:
+        await release.wait()
+        return "page"
+
+    first = asyncio.create_task(cache.get("k", load))
+    second = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "page"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_failed_load_reaches_every_reader_and_is_not_kept() -> None:
+    cache: ReadCache[int] = ReadCache(max_entries=10)
+    calls = 0
+
+    async def failing() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise LookupError("gone")
+
+    results = await asyncio.gather(*(cache.get("k", failing) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, LookupError) for r in results) and calls == 1
+    with pytest.raises(LookupError):
+        await cache.get("k", failing)
+    assert calls == 2
+
+
+def test_entries_expire_and_the_least_recently_used_go_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("services.read_cache.time.monotonic", lambda: now[0])
+    expiring: ReadCache[int] = ReadCache(max_entries=10, ttl_s=0.5)
+    expiring.put("k", 1)
+    now[0] += 0.4
+    assert expiring.peek("k") == 1
+    now[0] += 0.2
+    assert expiring.peek("k") is None
+
+    bounded: ReadCache[int] = ReadCache(max_entries=2)
+    bounded.put("a", 1)
+    bounded.put("b", 2)
+    assert bounded.peek("a") == 1  # now the most recent
+    bounded.put("c", 3)
+    assert (bounded.peek("a"), bounded.peek("b"), bounded.peek("c")) == (1, None, 3)
+
+
+async def test_with_no_entries_only_loads_in_flight_are_shared() -> None:
+    cache: ReadCache[int] = ReadCache(max_entries=0)
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0)
+        return loads
+
+    assert await asyncio.gather(cache.get("k", load), cache.get("k", load)) == [1, 1]
+    assert await cache.get("k", load) == 2  # a read after the load finished loads again
