@@ -54,7 +54,7 @@ async def test_cors_only_for_configured_origins(settings: Settings) -> None:
             LifespanManager(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
         ):
-            response = await http.options("/api/v1/codec/decode", headers=preflight)
+            response = await http.options("/api/v1/agents", headers=preflight)
             other = await http.options(
                 "/api/v1/agents", headers={**preflight, "Origin": "https://evil.example"}
             )
