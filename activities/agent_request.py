@@ -10,6 +10,12 @@ activity with `NeedsAgentLoop` and the caller runs the loop in the workflow inst
 `run_agent` tool (`activities/tools/agent.py`) runs a nested agent, tools included, inside its
 tool activity.
 
+A version that answers text sends its one request with pydantic-ai's direct API
+(`pydantic_ai.direct.model_request`): the same request body the agent would send (instructions as
+the system message, the version's settings), for ~4 ms of CPU instead of the agent run's ~8.5 ms
+(measured against a fake answering at once). A version with an `output_schema` needs pydantic-ai's
+output handling, so it runs the agent.
+
 Its name differs from `goalflow_agent` (whose loop runs in workflows under `TemporalDurability`),
 so each durability mode has its own agent: logs and traces say which one ran.
 """
@@ -19,8 +25,9 @@ from typing import Any, cast
 
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.capabilities import ResolveModelId
+from pydantic_ai.direct import model_request
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -33,13 +40,14 @@ from activities.agent_options import (
     usage_counts,
 )
 from activities.heartbeat import heartbeats
-from activities.llm_models import MODEL_ID_PREFIX, resolve_model
+from activities.llm_models import MODEL_ID_PREFIX, parse_model_id, provider_model, resolve_model
 from contracts import errors
 from contracts.agents import (
     AGENT_REQUEST_ACTIVITY,
     NEEDS_AGENT_LOOP,
     AgentRequestInput,
     AgentRunOutput,
+    AgentSnapshot,
 )
 from contracts.usage import TokenUsage
 
@@ -65,32 +73,57 @@ def _spent(messages: list[ModelMessage]) -> dict[str, int]:
     return usage_counts(usage)
 
 
+def _needs_loop(spent: dict[str, int]) -> ApplicationError:
+    return ApplicationError(
+        "the answer needs more than one model request", spent, type=NEEDS_AGENT_LOOP, non_retryable=True
+    )
+
+
+async def _text_request(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUsage]:
+    """One request, as the agent would send it; an answer without text needs the agent loop."""
+    parsed = parse_model_id(agent.model_id)
+    assert parsed is not None
+    model = await provider_model(*parsed)
+    options = run_options(agent)
+    request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=options["instructions"])
+    response = await model_request(model, [request], model_settings=options["model_settings"])
+    if not response.text or response.tool_calls:
+        raise _needs_loop(_spent([response]))
+    usage = RunUsage(requests=1)
+    usage.incr(response.usage)
+    return response.text, usage
+
+
+async def _structured_run(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUsage]:
+    """The agent run (its output handling), capped at one request."""
+    with capture_run_messages() as messages:
+        try:
+            result = await activity_agent.run(prompt, usage_limits=ONE_REQUEST, **run_options(agent))
+        except UsageLimitExceeded:
+            raise _needs_loop(_spent(messages)) from None
+    return result.output, result.usage
+
+
 @activity.defn(name=AGENT_REQUEST_ACTIVITY)
 @heartbeats
 async def agent_request(params: AgentRequestInput) -> AgentRunOutput:
     """Run an agent version without tools on a prompt: one model request, in this activity."""
     started = time.monotonic()
-    with capture_run_messages() as messages:
-        try:
-            options = run_options(params.agent)
-            result = await activity_agent.run(params.prompt, usage_limits=ONE_REQUEST, **options)
-        except UsageLimitExceeded:
-            raise ApplicationError(
-                "the answer needs more than one model request",
-                _spent(messages),
-                type=NEEDS_AGENT_LOOP,
-                non_retryable=True,
-            ) from None
-        except Exception as exc:
-            classified = classify_model_error(exc)
-            if classified is None:
-                raise
-            kind, message = classified
-            # Overloaded or unreachable is worth another attempt; a rejected request is not.
-            final = isinstance(exc, FINAL_MODEL_ERRORS) or kind != errors.PROVIDER_UNAVAILABLE
-            raise ApplicationError(message, type=kind, non_retryable=final) from None
+    run = _text_request if params.agent.output_schema is None else _structured_run
+    try:
+        output, usage = await run(params.agent, params.prompt)
+    except ApplicationError:
+        raise
+    except Exception as exc:
+        classified = classify_model_error(exc)
+        if classified is None:
+            raise
+        kind, message = classified
+        # Overloaded or unreachable is worth another attempt; a rejected request is not.
+        final = isinstance(exc, FINAL_MODEL_ERRORS) or kind != errors.PROVIDER_UNAVAILABLE
+        raise ApplicationError(message, type=kind, non_retryable=final) from None
     return AgentRunOutput(
-        output=result.output,
-        usage=TokenUsage(**usage_counts(result.usage)),
+        output=output,
+        usage=TokenUsage(**usage_counts(usage)),
         execution_time_ms=int((time.monotonic() - started) * 1000),
     )

@@ -5,19 +5,20 @@ Workflows pass only a model id string (`goalflow:<provider_id>:<model>`); `resol
 into a model. Inside an activity it loads the provider row and decrypts its key, so a credential
 never enters workflow code, activity arguments or history.
 
-The OpenAI client of a provider is built once per worker (per event loop) and reused: a new
-client costs a TLS context (~20-60 ms of CPU, measured with py-spy in bench/agent_overhead.py)
-and a new connection per request. It is keyed by kind, base URL and key, so an edited provider
-gets a new client at its next request; the row itself is read on every request, so deactivating
-a provider or changing its key takes effect at once.
+The OpenAI client of a provider, and each model on it, are built once per worker (per event loop)
+and reused: a new client costs a TLS context (~20-60 ms of CPU, measured with py-spy in
+bench/agent_overhead.py) and a new connection per request. They are keyed by kind, base URL and
+key, so an edited provider gets new ones at its next request; the row itself is read on every
+request, so deactivating a provider or changing its key takes effect at once.
 """
 
 import asyncio
 import hashlib
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from openai import AsyncOpenAI
 from pydantic_ai.models import Model, ModelResolutionContext
@@ -62,8 +63,8 @@ CLIENTS_PER_LOOP = 64
 # Built once on the host so the sandbox never constructs an HTTP client.
 _WORKFLOW_CLIENT = AsyncOpenAI(api_key="workflow-side-placeholder", base_url="http://127.0.0.1:9")
 
-ClientKey = tuple[str, str, str]
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[ClientKey, AsyncOpenAI]]
+T = TypeVar("T")
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[tuple[str, ...], object]]
 _clients = weakref.WeakKeyDictionary()
 
 
@@ -82,20 +83,31 @@ def openai_client(*, kind: ProviderKind, base_url: str | None, api_key: str | No
     return AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url_for(kind, base_url), max_retries=0)
 
 
-def shared_client(*, kind: ProviderKind, base_url: str | None, api_key: str | None) -> AsyncOpenAI:
-    """`openai_client`, built once per (kind, URL, key) and event loop and reused afterwards
-    (connections are tied to the loop they were opened on)."""
-    url = base_url_for(kind, base_url)
-    key = (ProviderKind(kind).value, url, hashlib.sha256((api_key or "").encode()).hexdigest())
+def _reused(key: tuple[str, ...], build: Callable[[], T]) -> T:
+    """`build()` once per key and event loop (connections are tied to the loop they were opened
+    on); the least recently used beyond `CLIENTS_PER_LOOP` are dropped."""
     per_loop = _clients.setdefault(asyncio.get_running_loop(), OrderedDict())
-    client = per_loop.get(key)
-    if client is None:
-        client = per_loop[key] = openai_client(kind=kind, base_url=url, api_key=api_key)
+    found = per_loop.get(key)
+    if found is None:
+        found = per_loop[key] = build()
         while len(per_loop) > CLIENTS_PER_LOOP:
-            per_loop.popitem(last=False)  # in-flight requests keep their client alive
+            per_loop.popitem(last=False)  # in-flight requests keep theirs alive
     else:
         per_loop.move_to_end(key)
-    return client
+    return cast(T, found)
+
+
+def _key_of(kind: ProviderKind, base_url: str | None, api_key: str | None) -> tuple[str, str, str]:
+    url = base_url_for(ProviderKind(kind), base_url)
+    return ProviderKind(kind).value, url, hashlib.sha256((api_key or "").encode()).hexdigest()
+
+
+def shared_client(*, kind: ProviderKind, base_url: str | None, api_key: str | None) -> AsyncOpenAI:
+    """`openai_client`, built once per (kind, URL, key) and event loop and reused afterwards."""
+    return _reused(
+        _key_of(kind, base_url, api_key),
+        lambda: openai_client(kind=kind, base_url=base_url, api_key=api_key),
+    )
 
 
 def build_model(*, kind: ProviderKind, model: str, client: AsyncOpenAI) -> Model:
@@ -112,7 +124,14 @@ def build_model(*, kind: ProviderKind, model: str, client: AsyncOpenAI) -> Model
 
 
 async def load_provider_client(provider_id: int) -> tuple[Provider, AsyncOpenAI]:
-    """Load a provider and its (shared) client with the decrypted key; activity code only."""
+    """Load a provider and a new client of its own with the decrypted key (the caller closes it:
+    a connection check); activity code only."""
+    provider, api_key = await load_provider(provider_id)
+    return provider, openai_client(kind=provider.kind, base_url=provider.base_url, api_key=api_key)
+
+
+async def load_provider(provider_id: int) -> tuple[Provider, str | None]:
+    """A provider row and its decrypted key, read now (an edit or deactivation applies at once)."""
     settings = get_settings()
     async with session_scope(settings) as session:
         provider = await session.get(Provider, provider_id)
@@ -134,7 +153,7 @@ async def load_provider_client(provider_id: int) -> tuple[Provider, AsyncOpenAI]
                 type=errors.PROVIDER_KEY_INVALID,
                 non_retryable=True,
             )
-    return provider, shared_client(kind=provider.kind, base_url=provider.base_url, api_key=api_key)
+    return provider, api_key
 
 
 def parse_model_id(model_id: str) -> tuple[int, str] | None:
@@ -157,11 +176,23 @@ async def resolve_model(ctx: ModelResolutionContext[Any], model_id: str) -> Mode
     provider_id, model = parsed
     if not activity.in_activity():
         return build_model(kind=ProviderKind.openai, model=model, client=_WORKFLOW_CLIENT)
-    provider, client = await load_provider_client(provider_id)
+    return await provider_model(provider_id, model)
+
+
+async def provider_model(provider_id: int, model: str) -> Model:
+    """The model on an active provider, with its credentials; activity code only."""
+    provider, api_key = await load_provider(provider_id)
     if not provider.is_active:
         raise ApplicationError(
             f"provider {provider.name!r} is not active",
             type=errors.PROVIDER_INACTIVE,
             non_retryable=True,
         )
-    return metered(build_model(kind=provider.kind, model=model, client=client))  # tokens, cost
+    kind, base_url = provider.kind, provider.base_url
+
+    def build() -> Model:
+        client = shared_client(kind=kind, base_url=base_url, api_key=api_key)
+        return metered(build_model(kind=kind, model=model, client=client))  # tokens, cost
+
+    # The model is reused with its client: building one computes its profile (~1 ms).
+    return _reused((*_key_of(kind, base_url, api_key), model), build)

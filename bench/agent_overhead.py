@@ -111,8 +111,10 @@ class Bench:
         pool: Workers,
         latency: float,
         profile: Path | None = None,
+        keep: Path | None = None,
     ) -> None:
         self.client = client
+        self.keep = keep
         self.profile = profile
         self.queue = queue
         self.fake = fake
@@ -139,7 +141,11 @@ class Bench:
         timeline = Timeline()
         async for execution in self.client.list_workflows(f'WorkflowId="{workflow_id}"'):
             handle = self.client.get_workflow_handle(workflow_id, run_id=execution.run_id)
-            timeline.add(await handle.fetch_history())
+            history = await handle.fetch_history()
+            timeline.add(history)
+            if self.keep is not None:
+                self.keep.mkdir(parents=True, exist_ok=True)
+                (self.keep / f"{workflow_id}-{execution.run_id}.json").write_text(history.to_json())
         return timeline
 
     async def measure(
@@ -483,10 +489,12 @@ async def run(args: argparse.Namespace, fake: FakeProcess) -> str:
                 await until_polled(client, queue, args.workers)
                 await until_polled(client, raw_queue, args.workers)
                 bench = Bench(client, queue, fake, pool, args.latency, args.profile)
+                warm_up = Bench(client, queue, fake, pool, args.latency)
                 # Warm up every worker: sandbox imports, first workflow task of each type.
                 for _ in range(2):
-                    await bench.independent(args.parallel, 1)
-                    await bench.goals(goal_ids[: 2 * args.workers], 1, 0)
+                    await warm_up.independent(args.parallel, 1)
+                    await warm_up.goals(goal_ids[: 2 * args.workers], 1, 0)
+                bench.keep = args.keep_histories
                 load = os.getloadavg()
                 shapes = {
                     "chain": lambda: bench.chain(args.chain, args.repeat),
@@ -520,6 +528,7 @@ def main() -> None:
         "--shapes", nargs="+", default=["chain", "parallel", "tools", "goals"], help="which shapes to run"
     )
     parser.add_argument("--profile", type=Path, help="sample the workers with py-spy into this folder")
+    parser.add_argument("--keep-histories", type=Path, help="write the histories read into this folder")
     args = parser.parse_args()
     with fake_llm(args.latency, GOAL_PLAN) as fake:
         print(asyncio.run(run(args, fake)))
@@ -531,7 +540,9 @@ def main() -> None:
 
 def default_workers() -> int:
     """As many worker processes as `make run` starts by default."""
-    return 1
+    from core.settings import Settings
+
+    return int(Settings.model_fields["worker_processes"].default)
 
 
 if __name__ == "__main__":

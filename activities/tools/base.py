@@ -10,8 +10,10 @@ activity heartbeats while it runs (so cancellation and a lost worker reach it wi
 (`activities.idempotency`).
 """
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -78,8 +80,15 @@ class ToolSpec:
         return self.info.name
 
     def input_schema(self) -> dict[str, Any]:
-        """The JSON schema of the tool's input."""
-        return self.input_model.model_json_schema()
+        """The JSON schema of the tool's input (a fresh copy; generated once per model)."""
+        schema: dict[str, Any] = json.loads(_schema_json(self.input_model))
+        return schema
+
+
+@cache
+def _schema_json(model: type[BaseModel]) -> str:
+    # Generating the schemas of every tool took milliseconds per planning catalog; they never change.
+    return json.dumps(model.model_json_schema())
 
 
 def describe_validation_error(exc: ValidationError) -> str:

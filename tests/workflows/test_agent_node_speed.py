@@ -186,3 +186,21 @@ async def test_a_completed_agent_node_request_is_not_sent_again_after_the_worker
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert max(attempts) == 2  # the cut request was retried, once
+
+
+async def test_a_reused_provider_client_survives_a_connection_check(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client, settings: Settings
+) -> None:
+    """Requests reuse one client per provider; validating the provider (which closes the client it
+    checks with) must not close the one agent runs share."""
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    spec = DagSpec(
+        name="reuse", on_failure="fail", nodes=[NodeSpec(id="ask", agent=agent["name"], prompt="hello")]
+    )
+    first = await (await start(client, settings.task_queue, spec)).result()
+    checked = await api.post(f"/api/v1/providers/{provider['id']}/validate")
+    assert checked.json()["ok"] is True, checked.text
+    second = await (await start(client, settings.task_queue, spec)).result()
+    assert (first.outputs, second.outputs) == ({"ask": "echo: hello"}, {"ask": "echo: hello"})
+    assert len(fake_llm.calls(agent["model"])) == 2  # answered at once, no retried attempt
