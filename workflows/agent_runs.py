@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from contracts.agents import NEEDS_AGENT_LOOP, AgentRequestInput, AgentRunOutput, AgentSnapshot
 from contracts.usage import TokenUsage
@@ -85,6 +85,8 @@ async def run_agent(
                 summary=summary or f"{agent.name} v{agent.version}",
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise  # a cancelled node stays cancelled, not a provider failure
             cause = exc.cause
             if not (isinstance(cause, ApplicationError) and cause.type == NEEDS_AGENT_LOOP):
                 raise provider_failure(exc) or exc from None
