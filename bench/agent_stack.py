@@ -45,7 +45,7 @@ def _plan_or_echo(plan: dict[str, Any]) -> Any:
 
 
 def _serve_fake(sock: socket.socket, latency: float, plan: dict[str, Any]) -> None:
-    serve(FakeOpenAI(latency=latency, default_handler=_plan_or_echo(plan)), sock)
+    serve(FakeOpenAI(latency=latency, detect_aborts=False, default_handler=_plan_or_echo(plan)), sock)
 
 
 @dataclass

@@ -68,6 +68,9 @@ STATUS_ATTRIBUTE_PATCH = "dag-status-search-attribute"
 """Since this patch the execution status is upserted as the `DagStatus` search attribute."""
 ARCHIVE_EVENTS_PATCH = "dag-archive-events-before-trim"
 """Since this patch the events a continue-as-new trims are archived by an activity first."""
+PIN_LOCAL_PATCH = "dag-pin-agents-local"
+"""Since this patch the agent versions are pinned by a local activity (one database read, safe to
+repeat): the first agent node starts without a round trip through the task queue."""
 
 
 @workflow.defn(name=DAG_WORKFLOW)
@@ -150,13 +153,16 @@ class DagWorkflow:
             return
         if params.agents is not None:
             self._fail(errors.AGENT_NOT_FOUND, f"no pinned version of agent(s): {', '.join(names)}")
+        summary = f"pin agents {', '.join(names)}"
         try:
-            pinned = await workflow.execute_activity(
-                resolve_agent_snapshots,
-                names,
-                start_to_close_timeout=STORE_TIMEOUT,
-                summary=f"pin agents {', '.join(names)}",
-            )
+            if workflow.patched(PIN_LOCAL_PATCH):
+                pinned = await workflow.execute_local_activity(
+                    resolve_agent_snapshots, names, start_to_close_timeout=STORE_TIMEOUT, summary=summary
+                )
+            else:
+                pinned = await workflow.execute_activity(
+                    resolve_agent_snapshots, names, start_to_close_timeout=STORE_TIMEOUT, summary=summary
+                )
         except FailureError as exc:
             failure = provider_failure(exc)
             kind = failure.type if failure is not None and failure.type else errors.AGENT_NOT_FOUND

@@ -54,6 +54,9 @@ class FakeOpenAI:
     delays: dict[str, float] = field(default_factory=dict)
     latency: float = 0.0
     """Seconds every chat answer takes unless its model has its own delay (`slow`)."""
+    detect_aborts: bool = True
+    """Watch for clients hanging up during a slow answer (`aborted`); a benchmark turns it off, so
+    hundreds of answers in flight cost the fake no polling."""
     in_flight: Counter[str] = field(default_factory=Counter)
     """Chat requests per model currently being answered (slowly)."""
     peak_in_flight: Counter[str] = field(default_factory=Counter)
@@ -83,6 +86,8 @@ class FakeOpenAI:
         self.total_in_flight += 1
         self.peak_total_in_flight = max(self.peak_total_in_flight, self.total_in_flight)
         try:
+            if not self.detect_aborts:
+                await asyncio.sleep(deadline - loop.time())
             while (left := deadline - loop.time()) > 0:
                 if await request.is_disconnected():
                     self.aborted.append(model)

@@ -26,6 +26,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     dag_launcher.LOCAL_TASK_BYTES_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.STATUS_ATTRIBUTE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
+    dag.PIN_LOCAL_PATCH: {workflow_names.DAG_WORKFLOW},
     goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
     agent_runs.ONE_ACTIVITY_PATCH: {
