@@ -88,6 +88,8 @@ class Row:
     notes: list[str] = field(default_factory=list)
     timeline_units: int = 0
     """What the timeline's sums are divided by (nodes; goal runs for the goal shape)."""
+    unit: str = "node"
+    """What `nodes` counts: nodes, or model requests for the goal shape (three per goal run)."""
 
 
 def spread(values: list[float]) -> str:
@@ -266,7 +268,7 @@ class Bench:
         async def direct() -> None:
             await asyncio.gather(*(direct_one(i) for i in range(len(goal_ids))))
 
-        row = Row(f"{len(goal_ids)} concurrent goal runs", len(goal_ids) * GOAL_REQUESTS)
+        row = Row(f"{len(goal_ids)} concurrent goal runs", len(goal_ids) * GOAL_REQUESTS, unit="request")
         ids = await self.measure(row, run_all, direct, repeat)
         timeline = Timeline()
         for workflow_id in ids[:sample]:
@@ -296,13 +298,23 @@ def report(rows: list[Row], latency: float, workers_count: int, memory: list[tup
         "| worker CPU per node ms | peak in flight |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    per_goal: list[str] = []
     for row in rows:
         gf, base = statistics.median(row.goalflow_s), statistics.median(row.baseline_s)
         cpu = 1000 * statistics.median(row.worker_cpu_s) / row.nodes
+        unit = "" if row.unit == "node" else f" per {row.unit}"
         lines.append(
             f"| {row.shape} | {spread(row.goalflow_s)} | {spread(row.baseline_s)} ({row.baseline}) "
-            f"| {gf / base:.2f}x | {1000 * (gf - base) / row.nodes:.1f} | {cpu:.1f} | {row.peak_in_flight} |"
+            f"| {gf / base:.2f}x | {1000 * (gf - base) / row.nodes:.1f}{unit} | {cpu:.1f}{unit} "
+            f"| {row.peak_in_flight} |"
         )
+        if row.unit == "request":
+            spent = statistics.median(row.worker_cpu_s)
+            per_goal.append(
+                f"{row.shape}: worker CPU {1000 * spent / (row.nodes // GOAL_REQUESTS):.0f} ms per goal "
+                f"run ({spent:.1f} s in all, on {workers_count} process(es))"
+            )
+    lines += ["", *per_goal] if per_goal else []
     lines += ["", "Where a node's time goes (per node, from the last run's histories):", ""]
     with_timeline = [row for row in rows if row.timeline is not None and row.timeline_units]
     keys = list(Timeline().per_node(1, 0).keys())
