@@ -2,7 +2,7 @@
 
 `?limit=` sets the page size; the answer's `X-Next-Cursor` header (and a `Link: <...>; rel="next"`)
 names the next page, fetched with `?cursor=`, until a page comes without one. The body stays the
-plain list. `?offset=` still works for the first 10,000 rows, but walks every row before it.
+plain list. `?offset=` still works for the first 1,000 rows, but walks every row before it.
 """
 
 from typing import Annotated, Any

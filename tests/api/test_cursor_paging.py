@@ -57,8 +57,14 @@ async def test_an_offset_still_pages_and_cannot_be_mixed_with_a_cursor(api: http
     dag_id, _ = await _executions(api)
     path = f"/api/v1/dags/{dag_id}/executions"
     whole = [e["id"] for e in (await api.get(path, params={"limit": 500})).json()]
-    skipped = await api.get(path, params={"limit": 2, "offset": 3})
-    assert [e["id"] for e in skipped.json()] == whole[3:5]
+    skipped = await api.get(path, params={"limit": 2, "offset": 1})
+    assert [e["id"] for e in skipped.json()] == whole[1:3]
+    following = await api.get(path, params={"limit": 2, "cursor": skipped.headers["x-next-cursor"]})
+    assert [e["id"] for e in following.json()] == whole[3:5]  # a cursor goes on from an offset
+    beyond = await api.get(path, params={"limit": 2, "offset": len(whole)})
+    assert beyond.json() == [] and "x-next-cursor" not in beyond.headers
+    too_far = await api.get(path, params={"offset": 1001})
+    assert too_far.status_code == 422
     first = await api.get(path, params={"limit": 2})
     cursor = first.headers["x-next-cursor"]
     mixed = await api.get(path, params={"limit": 2, "offset": 1, "cursor": cursor})
