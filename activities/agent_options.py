@@ -16,7 +16,13 @@ from pydantic_ai.exceptions import (
     ModelRequestTimeout,
     UnexpectedModelBehavior,
 )
-from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    ToolReturnPart,
+)
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RunUsage
 
@@ -28,7 +34,15 @@ AgentDeps = AgentToolDeps | None
 """Each run passes the version's tool names; a run without deps is offered no tools."""
 
 FINAL_MODEL_ERRORS = (ModelRequestRejectedError, ModelQuotaExceededError, ModelRequestTimeout)
-"""Model errors another attempt cannot fix (pydantic-ai's default for its model activities)."""
+"""Model errors another attempt cannot fix (pydantic-ai's default for its model activities); with
+401/403 (`ModelAuthenticationError`), an unknown model (`ModelNotFoundError`) and a context too long
+(`ModelContextWindowExceededError`) among the rejected. A run whose model fails with one of them
+moves to the version's next fallback model (`workflows/agent_runs.py`)."""
+
+OUTPUT_REPAIRS = 1
+"""Requests a run may spend repairing an output that failed its schema (pydantic-ai's output
+retries, each sent with what was wrong); an output still invalid after them is a failure of the
+model (`ModelOutputInvalid`), and the run moves to the next fallback model."""
 
 
 def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
@@ -45,6 +59,7 @@ def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
         "output_type": StructuredDict(agent.output_schema, name="output") if agent.output_schema else str,
         # Only the tools this version lists are offered; each call is an activity in a workflow.
         "deps": AgentToolDeps(tools=agent.tools, depth=depth),
+        "retries": {"output": OUTPUT_REPAIRS},
     }
 
 
@@ -60,6 +75,21 @@ def usage_counts(usage: RunUsage, messages: list[ModelMessage] | None = None) ->
         "input_tokens": usage.input_tokens + nested["input_tokens"],
         "output_tokens": usage.output_tokens + nested["output_tokens"],
     }
+
+
+def messages_as_json(messages: list[ModelMessage]) -> list[Any]:
+    """A conversation as plain JSON values, to hand to the workflow in a failure's details."""
+    return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
+
+
+def response_usage_counts(messages: list[ModelMessage]) -> dict[str, int]:
+    """Counts of the model responses among `messages`: what a run that raised had spent."""
+    usage = RunUsage()
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            usage.incr(message.usage)
+            usage.requests += 1
+    return usage_counts(usage)
 
 
 def nested_usage_counts(messages: list[ModelMessage]) -> dict[str, int]:

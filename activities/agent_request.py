@@ -41,6 +41,7 @@ from activities.agent_options import (
 )
 from activities.heartbeat import heartbeats
 from activities.llm_models import MODEL_ID_PREFIX, parse_model_id, provider_model, resolve_model
+    messages_as_json,
 from contracts import errors
 from contracts.agents import (
     AGENT_REQUEST_ACTIVITY,
@@ -73,9 +74,16 @@ def _spent(messages: list[ModelMessage]) -> dict[str, int]:
     return usage_counts(usage)
 
 
-def _needs_loop(spent: dict[str, int]) -> ApplicationError:
+def _needs_loop(spent: dict[str, int], messages: list[ModelMessage] | None = None) -> ApplicationError:
+    # The conversation so far, ending in the repair request this activity may not send, lets the
+    # caller's agent loop send just that one (workflows/agent_runs.py).
+    history = [messages_as_json(messages)] if messages else []
     return ApplicationError(
-        "the answer needs more than one model request", spent, type=NEEDS_AGENT_LOOP, non_retryable=True
+        "the answer needs more than one model request",
+        spent,
+        *history,
+        type=NEEDS_AGENT_LOOP,
+        non_retryable=True,
     )
 
 
@@ -100,7 +108,7 @@ async def _structured_run(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUs
         try:
             result = await activity_agent.run(prompt, usage_limits=ONE_REQUEST, **run_options(agent))
         except UsageLimitExceeded:
-            raise _needs_loop(_spent(messages)) from None
+            raise _needs_loop(_spent(messages), messages) from None
     return result.output, result.usage
 
 

@@ -10,6 +10,35 @@ AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}
 """An agent's name: lowercase letters, digits, `_` and `-`, as it appears in URLs and DAG specs."""
 
 
+MAX_FALLBACKS = 5
+"""Fallback models an agent version may list: each is tried only after the one before failed for good."""
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+class ModelRef(BaseModel):
+    """A model on a provider: where an agent version falls back to when its own model fails for good."""
+
+    provider_id: int = Field(ge=1, le=2**31 - 1)
+    model: str = Field(min_length=1, max_length=200)
+
+    @property
+    def label(self) -> str:
+        """`<provider_id>:<model>`, how answers and node states name the model."""
+        return f"{self.provider_id}:{self.model}"
+
+
+class ModelFailure(BaseModel):
+    """A model that failed for good before another answered (or before the run gave up)."""
+
+    model: str
+    """`<provider_id>:<model>`."""
+    error: str
+    """`<failure type>: <message>`."""
+
+
 class AgentSnapshot(BaseModel):
     """One agent version as resolved when a run started; later activations do not change it."""
 
@@ -23,11 +52,25 @@ class AgentSnapshot(BaseModel):
     max_tokens: int | None = None
     tools: list[str] = []
     output_schema: dict[str, Any] | None = None
+    # Left out when empty, so a snapshot without fallbacks is the payload it always was.
+    fallbacks: list[ModelRef] = Field(default_factory=list, exclude_if=_is_empty)
+    """Tried in order when the model fails for good (`workflows/agent_runs.py`)."""
 
     @property
     def model_id(self) -> str:
         """The id the model resolver turns into a provider-backed model inside the activity."""
         return f"goalflow:{self.provider_id}:{self.model}"
+
+    @property
+    def model_label(self) -> str:
+        """`<provider_id>:<model>` of this version's own model."""
+        return f"{self.provider_id}:{self.model}"
+
+    def on_model(self, fallback: ModelRef) -> "AgentSnapshot":
+        """This version run on a fallback model instead of its own (and with no fallbacks of its own)."""
+        return self.model_copy(
+            update={"provider_id": fallback.provider_id, "model": fallback.model, "fallbacks": []}
+        )
 
 
 class AgentTestInput(BaseModel):
@@ -41,14 +84,19 @@ class AgentRunOutput(BaseModel):
     output: Any
     usage: TokenUsage
     execution_time_ms: int
+    answered_by: str | None = None
+    """`<provider_id>:<model>` of the model that answered: the version's own or one of its fallbacks."""
+    fallback_from: list[ModelFailure] = []
+    """The models that failed for good before the one that answered, in the order they were tried."""
 
 
 AGENT_REQUEST_ACTIVITY = "agent_request"
 """The activity that runs a whole agent run of a version without tools: one model request."""
 NEEDS_AGENT_LOOP = "NeedsAgentLoop"
 """`agent_request` fails with this type when the answer needs a second model request (an output
-that failed its schema, say); its details carry the usage spent. The caller then runs the agent
-loop in the workflow, where every request is its own activity."""
+that failed its schema, say); its details carry the usage spent and, when the run stopped before
+a repair request (a retry prompt naming what was wrong), the messages so far. The caller then runs
+the agent loop in the workflow, where every request is its own activity."""
 
 
 class AgentRequestInput(BaseModel):
@@ -59,6 +107,8 @@ class AgentRequestInput(BaseModel):
 
 
 class AgentTestResult(AgentRunOutput):
+    """`model` is the version's own model; `answered_by` says which model answered."""
+
     agent_id: int
     agent_name: str
     agent_version: int

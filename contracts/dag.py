@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
-from contracts.agents import AgentSnapshot
+from contracts.agents import AgentSnapshot, ModelFailure
 from contracts.usage import TokenUsage
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
@@ -175,6 +175,10 @@ class ResumeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _patch_has_input(self) -> "ResumeRequest":
+    answered_by: str | None = Field(default=None, exclude_if=_is_none)
+    """Agent nodes: `<provider_id>:<model>` that answered (a fallback's when the version's own failed)."""
+    fallback_from: list[ModelFailure] = Field(default_factory=list, exclude_if=_is_empty)
+    """Agent nodes: the models that failed for good before the one that answered, in order."""
         if self.action == "patch" and self.input is None:
             raise ValueError("action 'patch' needs an 'input'")
         return self
@@ -272,3 +276,5 @@ class RunDagInput(BaseModel):
     nodes_per_run: int | None = Field(default=None, ge=1)
     """Continue-as-new after this many node completions in one run even when Temporal does not
     suggest it yet (tests and very chatty DAGs); None: only when suggested."""
+    m: str | None = Field(default=None, exclude_if=_is_none)
+    fb: list[ModelFailure] | None = Field(default=None, exclude_if=_is_none)

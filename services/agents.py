@@ -7,7 +7,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from contracts.agents import AgentTestInput, AgentTestResult
+from contracts.agents import AgentTestInput, AgentTestResult, ModelRef
 from contracts.search import RUN_KIND_AGENT_TEST, search_attributes
 from contracts.workflow_names import AGENT_TEST_WORKFLOW
 from core.errors import Conflict, Invalid, NotFound
@@ -53,6 +53,23 @@ async def _check_references(
             raise Invalid(f"unknown tool(s): {', '.join(unknown)}")
 
 
+async def _check_fallbacks(session: AsyncSession, *, primary: ModelRef, fallbacks: list[ModelRef]) -> None:
+    """Every fallback names a provider that exists, and no model is tried twice (a model that
+    failed for good would only fail again)."""
+    seen = {primary.label: "the version's own model"}
+    for position, fallback in enumerate(fallbacks, start=1):
+        if fallback.label in seen:
+            raise Invalid(f"fallback {position} ({fallback.label}) repeats {seen[fallback.label]}")
+        seen[fallback.label] = f"fallback {position}"
+    wanted = sorted({f.provider_id for f in fallbacks})
+    if not wanted:
+        return
+    found = set((await session.exec(select(Provider.id).where(col(Provider.id).in_(wanted)))).all())
+    for position, fallback in enumerate(fallbacks, start=1):
+        if fallback.provider_id not in found:
+            raise Invalid(f"fallback {position}: provider {fallback.provider_id} does not exist")
+
+
 async def _deactivate_all(session: AsyncSession, name: str) -> None:
     await session.exec(update(Agent).where(col(Agent.name) == name).values(is_active=False))
 
@@ -60,6 +77,8 @@ async def _deactivate_all(session: AsyncSession, name: str) -> None:
 async def create_agent(session: AsyncSession, data: AgentCreate) -> Agent:
     """A new version of `data.name`: version 1, or one past the newest."""
     await _check_references(session, provider_id=data.provider_id, tools=data.tools)
+    primary = ModelRef(provider_id=data.provider_id, model=data.model)
+    await _check_fallbacks(session, primary=primary, fallbacks=data.fallbacks)
     newest = (await session.exec(select(func.max(Agent.version)).where(Agent.name == data.name))).one()
     version = (newest or 0) + 1
     activate = data.activate if data.activate is not None else version == 1
@@ -78,11 +97,12 @@ async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) 
     the edited one was; a patch that changes nothing answers the edited version as it is."""
     agent = await get_agent(session, agent_id)
     requested = data.model_dump(exclude_unset=True)
-    required = ("provider_id", "model", "system_prompt", "tools")
+    required = ("provider_id", "model", "system_prompt", "tools", "fallbacks")
     nulled = sorted(k for k in required if k in requested and requested[k] is None)
     if nulled:
         raise Invalid(f"{', '.join(nulled)} cannot be null")
-    changes = {key: value for key, value in requested.items() if getattr(agent, key) != value}
+    current = agent.model_dump(include=set(requested))  # fallbacks as plain dicts, like `requested`
+    changes = {key: value for key, value in requested.items() if current[key] != value}
     if not changes:
         return agent
     await _check_references(session, provider_id=changes.get("provider_id"), tools=changes.get("tools"))

@@ -85,6 +85,8 @@ def compact(state: NodeState, *, base_ms: int = 0) -> CarriedNode:
         o=state.output,
         r=state.artifact,
         e=state.error,
+        m=state.answered_by,
+        fb=state.fallback_from or None,
         u=usage,
         ru=state.reused,
     )
@@ -103,5 +105,7 @@ def expand(node: CarriedNode, *, base_ms: int = 0) -> NodeState:
         artifact=node.r,
         error=node.e,
         usage=node.u or TokenUsage(),
+        answered_by=node.m,
+        fallback_from=node.fb or [],
         reused=node.ru,
     )

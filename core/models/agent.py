@@ -6,10 +6,12 @@ from typing import Annotated, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import AfterValidator
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Dialect, Index, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from contracts.agents import AgentName
+from contracts.agents import MAX_FALLBACKS, AgentName, ModelRef
 from core.models.common import MAX_DB_ID, created_at_field, json_field, updated_at_field
 
 
@@ -27,6 +29,31 @@ def _valid_json_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 OutputSchema = Annotated[dict[str, Any] | None, AfterValidator(_valid_json_schema)]
 
 
+class ModelRefs(TypeDecorator[list[ModelRef]]):
+    """A JSON list of `ModelRef` (JSONB on PostgreSQL), read back as `ModelRef`s."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: list[ModelRef] | None, dialect: Dialect) -> list[dict[str, Any]]:
+        return [ModelRef.model_validate(ref).model_dump() for ref in value or []]
+
+    def process_result_value(self, value: list[dict[str, Any]] | None, dialect: Dialect) -> list[ModelRef]:
+        return [ModelRef.model_validate(ref) for ref in value or []]
+
+
+def fallbacks_field() -> Any:
+    """The ordered fallback models of a version (at most `MAX_FALLBACKS`)."""
+    return Field(
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        sa_column=Column(ModelRefs(), nullable=False, server_default=text("'[]'")),
+    )
+
+
 class AgentBase(SQLModel):
     name: AgentName = Field(index=True, max_length=63)
     provider_id: int = Field(foreign_key="provider.id", index=True, ge=1, le=MAX_DB_ID)
@@ -36,6 +63,7 @@ class AgentBase(SQLModel):
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
     tools: list[str] = json_field(default_factory=list)
     output_schema: OutputSchema = json_field(nullable=True)
+    fallbacks: list[ModelRef] = fallbacks_field()
 
 
 class AgentCreate(AgentBase):
@@ -52,6 +80,7 @@ class AgentUpdate(SQLModel):
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
     tools: list[str] | None = None
     output_schema: OutputSchema = None
+    fallbacks: list[ModelRef] | None = Field(default=None, max_length=MAX_FALLBACKS)
 
 
 class Agent(AgentBase, table=True):

@@ -37,6 +37,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     usage.USAGE_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.PLANNER_WORKFLOW,
+    agent_runs.FALLBACKS_PATCH: {workflow_names.DAG_WORKFLOW, workflow_names.AGENT_TEST_WORKFLOW},
         workflow_names.AGENT_TEST_WORKFLOW,
         workflow_names.EXPERIMENT_WORKFLOW,
     },
