@@ -36,12 +36,12 @@ from activities.agent_options import (
     FINAL_MODEL_ERRORS,
     AgentDeps,
     classify_model_error,
+    messages_as_json,
     run_options,
     usage_counts,
 )
 from activities.heartbeat import heartbeats
 from activities.llm_models import MODEL_ID_PREFIX, parse_model_id, provider_model, resolve_model
-    messages_as_json,
 from contracts import errors
 from contracts.agents import (
     AGENT_REQUEST_ACTIVITY,

@@ -127,6 +127,10 @@ class NodeState(BaseModel):
     usage: TokenUsage = Field(
         default_factory=TokenUsage, exclude_if=lambda u: u.requests == 0 and u.total_tokens == 0
     )
+    answered_by: str | None = Field(default=None, exclude_if=_is_none)
+    """Agent nodes: `<provider_id>:<model>` that answered (a fallback's when the version's own failed)."""
+    fallback_from: list[ModelFailure] = Field(default_factory=list, exclude_if=_is_empty)
+    """Agent nodes: the models that failed for good before the one that answered, in order."""
     waiting_reason: str | None = Field(default=None, exclude_if=_is_none)
     reused: bool = Field(default=False, exclude_if=_is_false)
 
@@ -175,10 +179,6 @@ class ResumeRequest(BaseModel):
 
     @model_validator(mode="after")
     def _patch_has_input(self) -> "ResumeRequest":
-    answered_by: str | None = Field(default=None, exclude_if=_is_none)
-    """Agent nodes: `<provider_id>:<model>` that answered (a fallback's when the version's own failed)."""
-    fallback_from: list[ModelFailure] = Field(default_factory=list, exclude_if=_is_empty)
-    """Agent nodes: the models that failed for good before the one that answered, in order."""
         if self.action == "patch" and self.input is None:
             raise ValueError("action 'patch' needs an 'input'")
         return self
@@ -241,6 +241,8 @@ class CarriedNode(BaseModel):
     o: Any = Field(default=None, exclude_if=_is_none)
     r: str | None = Field(default=None, exclude_if=_is_none)
     e: str | None = Field(default=None, exclude_if=_is_none)
+    m: str | None = Field(default=None, exclude_if=_is_none)
+    fb: list[ModelFailure] | None = Field(default=None, exclude_if=_is_none)
     u: TokenUsage | None = Field(default=None, exclude_if=_is_none)
     ru: bool = Field(default=False, exclude_if=_is_false)
 
@@ -276,5 +278,3 @@ class RunDagInput(BaseModel):
     nodes_per_run: int | None = Field(default=None, ge=1)
     """Continue-as-new after this many node completions in one run even when Temporal does not
     suggest it yet (tests and very chatty DAGs); None: only when suggested."""
-    m: str | None = Field(default=None, exclude_if=_is_none)
-    fb: list[ModelFailure] | None = Field(default=None, exclude_if=_is_none)

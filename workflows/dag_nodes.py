@@ -158,6 +158,8 @@ class NodeRunner:
                 await workflow.sleep(node.retry.initial_interval_s * node.retry.backoff ** (attempt - 1))
         output = await self._keep_small(node.id, key, result.output)
         output.usage = result.usage
+        if (state := self._nodes.get(node.id)) is not None:  # the status names the model that answered
+            state.answered_by, state.fallback_from = result.answered_by, result.fallback_from
         return output
 
     async def _keep_small(self, node_id: str, key: str, value: Any) -> NodeOutput:
@@ -166,8 +168,6 @@ class NodeRunner:
             return NodeOutput()
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         if len(text) <= OUTPUT_INLINE_LIMIT // 4 or len(text.encode()) <= OUTPUT_INLINE_LIMIT:
-        if (state := self._nodes.get(node.id)) is not None:  # the status names the model that answered
-            state.answered_by, state.fallback_from = result.answered_by, result.fallback_from
             return NodeOutput(value=value, preview=text[:PREVIEW_CHARS])
         return await workflow.execute_activity(
             offload_output,

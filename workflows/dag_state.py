@@ -104,8 +104,8 @@ def expand(node: CarriedNode, *, base_ms: int = 0) -> NodeState:
         output=node.o,
         artifact=node.r,
         error=node.e,
-        usage=node.u or TokenUsage(),
         answered_by=node.m,
         fallback_from=node.fb or [],
+        usage=node.u or TokenUsage(),
         reused=node.ru,
     )

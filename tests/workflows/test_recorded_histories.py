@@ -34,10 +34,10 @@ PATCH_TYPES: dict[str, set[str]] = {
         workflow_names.AGENT_TEST_WORKFLOW,
         workflow_names.GOAL_WORKFLOW,
     },
+    agent_runs.FALLBACKS_PATCH: {workflow_names.DAG_WORKFLOW, workflow_names.AGENT_TEST_WORKFLOW},
     usage.USAGE_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.PLANNER_WORKFLOW,
-    agent_runs.FALLBACKS_PATCH: {workflow_names.DAG_WORKFLOW, workflow_names.AGENT_TEST_WORKFLOW},
         workflow_names.AGENT_TEST_WORKFLOW,
         workflow_names.EXPERIMENT_WORKFLOW,
     },
