@@ -21,6 +21,7 @@ from activities.dag import load_artifact_text, offload_output
 from activities.dag_events import archive_dag_events
 from activities.goals import fetch_dag_status, load_goal_snapshot, record_run_usage, save_goal_report
 from activities.intake import pin_intake_agents, store_message_analysis, update_message_progress
+from activities.provider_limits import ProviderWaitInterceptor
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
@@ -103,6 +104,7 @@ def build_worker(
         activities=[*activities, *stand_ins],
         workflow_runner=WORKFLOW_RUNNER,
         max_concurrent_activities=200,
+        interceptors=[ProviderWaitInterceptor()],  # a queued model request shows in its heartbeats
         # A bug in workflow code fails the workflow with its error instead of retrying the
         # workflow task until a fix is deployed; domain failures are typed ApplicationErrors.
         workflow_failure_exception_types=[Exception],

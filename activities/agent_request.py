@@ -16,6 +16,11 @@ the system message, the version's settings), for ~4 ms of CPU instead of the age
 (measured against a fake answering at once). A version with an `output_schema` needs pydantic-ai's
 output handling, so it runs the agent.
 
+Its requests go through the provider's `LimitedModel` (`activities/provider_limits.py`, built by
+`provider_model`): they wait for the provider's capacity, heartbeating, and a provider's
+Retry-After fails the attempt with that exact next-retry delay (an `ApplicationError`, passed on
+as it is).
+
 Its name differs from `goalflow_agent` (whose loop runs in workflows under `TemporalDurability`),
 so each durability mode has its own agent: logs and traces say which one ran.
 """

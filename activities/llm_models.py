@@ -31,6 +31,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.provider_limits import LimitedModel
 from contracts import errors
 from core.crypto import CryptoError, decrypt
 from core.db import session_scope
@@ -54,7 +55,13 @@ LLM_RETRY = RetryPolicy(
 )
 """Temporal owns LLM retries; the OpenAI client is built with `max_retries=0`."""
 
-LLM_TIMEOUT = timedelta(seconds=120)
+LLM_REQUEST_TIMEOUT = timedelta(seconds=120)
+"""How long one HTTP request to a provider may take (the OpenAI client's timeout)."""
+LLM_TIMEOUT = timedelta(minutes=30)
+"""One attempt of a model-request activity: the wait for provider capacity (`provider_limits`)
+plus the request itself. A hung request is cut by `LLM_REQUEST_TIMEOUT`, a dead worker by the
+heartbeat timeout; a wait that leaves less than `LLM_REQUEST_TIMEOUT` of this gives up the
+attempt and the retry keeps its place in the queue."""
 
 CLIENTS_PER_LOOP = 64
 """Provider clients kept per event loop; the least recently used beyond this are dropped."""
@@ -80,7 +87,12 @@ def base_url_for(kind: ProviderKind, base_url: str | None) -> str:
 def openai_client(*, kind: ProviderKind, base_url: str | None, api_key: str | None) -> AsyncOpenAI:
     """An OpenAI-protocol client for a provider; no client-side retries stacked on Temporal's."""
     # Ollama and many self-hosted servers ignore the key, but the client insists on one.
-    return AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url_for(kind, base_url), max_retries=0)
+    return AsyncOpenAI(
+        api_key=api_key or "no-key",
+        base_url=base_url_for(kind, base_url),
+        max_retries=0,
+        timeout=LLM_REQUEST_TIMEOUT.total_seconds(),
+    )
 
 
 def _reused(key: tuple[str, ...], build: Callable[[], T]) -> T:
@@ -180,7 +192,8 @@ async def resolve_model(ctx: ModelResolutionContext[Any], model_id: str) -> Mode
 
 
 async def provider_model(provider_id: int, model: str) -> Model:
-    """The model on an active provider, with its credentials; activity code only."""
+    """The model on an active provider, with its credentials, every request within the
+    provider's limits as read now; activity code only."""
     provider, api_key = await load_provider(provider_id)
     if not provider.is_active:
         raise ApplicationError(
@@ -195,4 +208,5 @@ async def provider_model(provider_id: int, model: str) -> Model:
         return metered(build_model(kind=kind, model=model, client=client))  # tokens, cost
 
     # The model is reused with its client: building one computes its profile (~1 ms).
-    return _reused((*_key_of(kind, base_url, api_key), model), build)
+    reused: Model = _reused((*_key_of(kind, base_url, api_key), model), build)
+    return LimitedModel(reused, provider=provider, reserve=LLM_REQUEST_TIMEOUT)

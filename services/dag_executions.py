@@ -32,7 +32,7 @@ from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services import dag_event_stream, dags
 from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions
-from services.execution_status import dag_status
+from services.execution_status import dag_status, provider_waits
 from services.ids import short_id
 from services.read_cache import ReadCache
 from services.temporal_errors import query_error, rpc_error, update_error
@@ -178,6 +178,8 @@ async def _detail(
     handle = client.get_workflow_handle(execution_id, run_id=description.run_id)
     live = await query_status(handle)
     closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
+    if live is not None and not closed:  # a model request queued for provider capacity
+        live.nodes = await provider_waits(live.nodes, description, client.data_converter)
     if closed:
         status = dag_status(description.status)
     elif live is not None and live.execution_status == ExecutionStatus.suspended:

@@ -1,16 +1,21 @@
 """One mapping from Temporal's execution status to goalflow's statuses, for goal runs and DAG
-executions alike (and to the visibility clauses that filter by them).
+executions alike (and to the visibility clauses that filter by them), and what a running node's
+pending activities add to its status (waiting for provider capacity).
 
 A goal run answers the finer `RunStatus` (terminated and timed out are their own states); a DAG
 execution answers the SPEC's `ExecutionStatus`, where both of those are `failed`. A run that
 continued-as-new is not an end: its workflow id goes on in a newer run, so it counts as running.
 """
 
+import re
+from collections.abc import Collection, Sequence
 from enum import StrEnum
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.converter import DataConverter
 
-from contracts.dag import ExecutionStatus
+from contracts.dag import ExecutionStatus, NodeState, NodeStatus
+from contracts.provider_limits import ProviderWait, read_wait
 
 
 class RunStatus(StrEnum):
@@ -76,3 +81,73 @@ def dag_closed_clause(status: ExecutionStatus) -> str:
     maps to it)."""
     names = sorted(VISIBILITY_STATUS[run] for run, dag in _DAG_STATUS.items() if dag == status)
     return "ExecutionStatus IN (" + ",".join(f"'{name}'" for name in names) + ")"
+
+
+# --- nodes waiting for provider capacity --------------------------------------------------------
+
+AGENT_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+(?:-fallback-\d+)?$")
+"""An `agent_request` activity of a DAG node: `<node id>-<attempt>-agent-<try>`, and
+`...-fallback-<n>` for its fallback models."""
+NODE_ACTIVITIES = (
+    AGENT_ACTIVITY,
+    re.compile(r"^(?P<node>.+)-\d+-load-\d+$"),
+    re.compile(r"^(?P<node>.+)-\d+-store$"),
+    re.compile(r"^(?P<node>.+)-\d+$"),
+)
+"""Every activity id DagWorkflow names after a node (workflows/dag_nodes.py)."""
+
+
+def _node_of(activity_id: str, running: Collection[str], patterns: Sequence[re.Pattern[str]]) -> str | None:
+    """The running node an activity id names, if any."""
+    for pattern in patterns:
+        match = pattern.match(activity_id)
+        if match is not None and match["node"] in running:
+            return match["node"]
+    return None
+
+
+async def provider_waits(
+    nodes: list[NodeState], description: WorkflowExecutionDescription, converter: DataConverter
+) -> list[NodeState]:
+    """`nodes`, the running ones whose model request is queued for provider capacity marked
+    ("waiting for provider capacity (...)").
+
+    The waiting activity says so in its heartbeat details (`contracts/provider_limits.py`), which
+    `describe` answers with the workflow's pending activities. An `agent_request` activity names
+    its node in its id. The model requests of pydantic-ai's agent loop have the SDK's numbered ids:
+    they go to the running nodes no pending activity names when there is one waiting request for
+    each of those (otherwise which node waits is not known, and none is marked)."""
+    pending = list(description.raw_description.pending_activities)
+    waits: dict[str, ProviderWait] = {}
+    for activity in pending:
+        payloads = list(activity.heartbeat_details.payloads)
+        if not payloads:
+            continue
+        try:
+            details = await converter.decode(payloads)
+        except Exception:  # not goalflow's, or under a codec key this process does not hold
+            continue
+        wait = read_wait(details[0]) if details else None
+        if wait is not None:
+            waits[activity.activity_id] = wait
+    if not waits:
+        return nodes
+    running = {node.id for node in nodes if node.status == NodeStatus.running}
+    waiting: dict[str, ProviderWait] = {}
+    unnamed: list[ProviderWait] = []
+    for activity_id, wait in waits.items():
+        node_id = _node_of(activity_id, running, [AGENT_ACTIVITY])
+        if node_id is not None:
+            waiting[node_id] = wait
+        else:
+            unnamed.append(wait)
+    named = {_node_of(activity.activity_id, running, NODE_ACTIVITIES) for activity in pending}
+    unclaimed = sorted(running - named)
+    if unnamed and len(unnamed) == len(unclaimed):
+        waiting.update(zip(unclaimed, unnamed, strict=True))
+    return [
+        node.model_copy(update={"waiting_reason": waiting[node.id].reason()})
+        if node.id in waiting and node.waiting_reason is None
+        else node
+        for node in nodes
+    ]

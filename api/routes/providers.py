@@ -26,7 +26,8 @@ async def list_providers(session: SessionDep, page: PageDep) -> list[ProviderPub
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_provider(data: ProviderCreate, session: SessionDep, settings: SettingsDep) -> ProviderPublic:
-    """Store a provider; the API key is encrypted at rest and never answered."""
+    """Store a provider; the API key is encrypted at rest and never answered. Its limits
+    (`max_concurrency`, `requests_per_minute`, `tokens_per_minute`) hold across every run and worker."""
     return ProviderPublic.of(await service.create_provider(session, settings, data))
 
 
@@ -40,7 +41,7 @@ async def get_provider(provider_id: IdPath, session: SessionDep) -> ProviderPubl
 async def update_provider(
     provider_id: IdPath, data: ProviderUpdate, session: SessionDep, settings: SettingsDep
 ) -> ProviderPublic:
-    """Change fields; `"api_key": null` removes the key."""
+    """Change fields; `"api_key": null` removes the key, a limit set to null removes that limit."""
     return ProviderPublic.of(await service.update_provider(session, settings, provider_id, data))
 
 

@@ -2,15 +2,26 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, SecretStr, StringConstraints, field_validator, model_validator
-from sqlalchemy import Column, String
+from pydantic import AnyHttpUrl, SecretStr, StrictInt, StringConstraints, field_validator, model_validator
+from sqlalchemy import Column, ForeignKey, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 from core.models.common import UTCDateTime, created_at_field, updated_at_field
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+MAX_CONCURRENCY = 10_000
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_TOKENS_PER_MINUTE = 2_000_000_000
+"""Upper bounds for the limits (the token one fits PostgreSQL's int4): beyond them a limit means
+nothing, and a typo should be a 422, not a silent "no limit"."""
+
+
+def limit_field(maximum: int, description: str) -> Any:
+    """An optional limit: a positive whole number, null for none."""
+    return Field(default=None, gt=0, le=maximum, description=description)
 
 
 class ProviderKind(StrEnum):
@@ -32,7 +43,21 @@ class ConnectionStatus(StrEnum):
     error = "error"
 
 
-class ProviderBase(SQLModel):
+class ProviderLimits(SQLModel):
+    """Limits that hold across every run, workflow and worker process (enforced in the database,
+    `storage/provider_limits.py`); a request over a limit waits for capacity instead of failing.
+    Whole numbers only: JSON `1.5`, `"3"` or `true` are 422s rather than a guess."""
+
+    max_concurrency: StrictInt | None = limit_field(MAX_CONCURRENCY, "requests in flight at once")
+    requests_per_minute: StrictInt | None = limit_field(
+        MAX_REQUESTS_PER_MINUTE, "requests started in any 60-second window"
+    )
+    tokens_per_minute: StrictInt | None = limit_field(
+        MAX_TOKENS_PER_MINUTE, "tokens (input + output) of the requests started in any 60-second window"
+    )
+
+
+class ProviderBase(ProviderLimits):
     name: Name = Field(max_length=100, unique=True)
     kind: ProviderKind = Field(sa_type=String(32))
     base_url: str | None = Field(default=None, max_length=500)
@@ -79,7 +104,9 @@ class ProviderCreate(ProviderBase):
         return self
 
 
-class ProviderUpdate(SQLModel):
+class ProviderUpdate(ProviderLimits):
+    """All optional; a limit set to null is removed."""
+
     name: Name | None = None
     kind: ProviderKind | None = None
     base_url: str | None = Field(default=None, max_length=500)
@@ -122,3 +149,40 @@ class ProviderPublic(ProviderBase):
     def of(cls, provider: Provider) -> "ProviderPublic":
         """The answer for a provider: the key itself never leaves the database."""
         return cls.model_validate(provider, update={"has_api_key": provider.encrypted_api_key is not None})
+
+
+class ProviderLimitState(SQLModel, table=True):
+    """One row per provider that has had a limited request: the row every admission locks, so
+    admissions to one provider happen one at a time across all workers."""
+
+    __tablename__ = "provider_limit_state"
+
+    provider_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("provider.id", ondelete="CASCADE"), primary_key=True)
+    )
+    touched_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ProviderLease(SQLModel, table=True):
+    """A model request to a limited provider: queued (`admitted_at` null), in flight (admitted,
+    not finished) or done. In flight it holds a concurrency slot until `lease_until`, which its
+    worker keeps renewing, so a killed worker's slot comes back by itself; admitted within the
+    last minute it counts towards the per-minute limits with its `tokens`."""
+
+    __tablename__ = "provider_leases"
+    __table_args__ = (Index("ix_provider_leases_provider_holder", "provider_id", "holder"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    provider_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("provider.id", ondelete="CASCADE"), nullable=False)
+    )
+    holder: str = Field(max_length=600)
+    """`<workflow id>/<run id>/<activity id>`: every attempt of one activity is one holder."""
+    worker: str = Field(max_length=255)
+    """host:pid of the worker process that holds it."""
+    queued_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    admitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    lease_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    tokens: int = 0
+    """The estimate while in flight, the tokens the answer reported once finished."""

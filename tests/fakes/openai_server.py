@@ -34,10 +34,12 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass
 class Fail:
-    """Answer one request with an HTTP error in OpenAI's error shape."""
+    """Answer one request with an HTTP error in OpenAI's error shape (and `headers`, such as
+    Retry-After)."""
 
     status: int
     message: str = "fake provider failure"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class FakeOpenAI:
     api_key: str | None = None
     models: list[str] = field(default_factory=lambda: ["fake-small", "fake-large"])
     requests: list[dict[str, Any]] = field(default_factory=list)
+    """Chat requests also record when they arrived (`at`) and were answered (`done_at`), in
+    `time.time()` seconds."""
     scripts: dict[str, deque[Fail | Handler]] = field(default_factory=lambda: defaultdict(deque))
     handlers: dict[str, Handler] = field(default_factory=dict)
     default_handler: Handler | None = None
@@ -130,6 +134,7 @@ class FakeOpenAI:
         return JSONResponse(
             {"error": {"message": fail.message, "type": "fake_error", "code": str(fail.status)}},
             status_code=fail.status,
+            headers=fail.headers,
         )
 
     def _authorized(self, request: Request) -> bool:
@@ -160,9 +165,19 @@ class FakeOpenAI:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
             body = await request.json()
-            self.requests.append(
-                {"path": "/v1/chat/completions", "headers": dict(request.headers), "body": body}
-            )
+            record = {
+                "path": "/v1/chat/completions",
+                "headers": dict(request.headers),
+                "body": body,
+                "at": time.time(),
+            }
+            self.requests.append(record)
+            try:
+                return await answer(request, body)
+            finally:
+                record["done_at"] = time.time()
+
+        async def answer(request: Request, body: dict[str, Any]) -> Any:
             if not self._authorized(request):
                 return self._error(Fail(401, "Incorrect API key provided"))
             model = body.get("model", "")
