@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from contracts.agents import AgentSnapshot, ModelFailure
@@ -52,6 +52,10 @@ class NodeSpec(BaseModel):
     input: dict[str, Any] = Field(default_factory=dict, exclude_if=_is_empty)
     agent: str | None = Field(default=None, max_length=63, exclude_if=_is_none)
     prompt: str | None = Field(default=None, max_length=100_000, exclude_if=_is_none)
+    model: str | None = Field(default=None, min_length=1, max_length=200, exclude_if=_is_none)
+    """Agent nodes: this model of the agent's provider instead of the pinned version's."""
+    temperature: float | None = Field(default=None, ge=0, le=2, exclude_if=_is_none)
+    """Agent nodes: this sampling temperature instead of the pinned version's."""
     depends_on: list[NodeId] = Field(default_factory=list, exclude_if=_is_empty)
     retry: RetrySpec | None = Field(default=None, exclude_if=_is_none)
     timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600, exclude_if=_is_none)
@@ -61,6 +65,8 @@ class NodeSpec(BaseModel):
     def _one_kind(self) -> "NodeSpec":
         if (self.tool is None) == (self.agent is None):
             raise ValueError(f"node {self.id!r} needs exactly one of 'tool' or 'agent'")
+        if self.tool is not None and (self.model is not None or self.temperature is not None):
+            raise ValueError(f"tool node {self.id!r} cannot have a 'model' or 'temperature'")
         if self.agent is not None and not self.prompt:
             raise ValueError(f"agent node {self.id!r} needs a 'prompt'")
         return self
@@ -182,6 +188,27 @@ class ResumeRequest(BaseModel):
         if self.action == "patch" and self.input is None:
             raise ValueError("action 'patch' needs an 'input'")
         return self
+
+
+class NodePatch(BaseModel):
+    """What a fork changes in one rerun node; a field left out keeps the origin's value. `input`
+    replaces a tool node's whole input; the others apply to agent nodes only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=100_000)
+    input: dict[str, Any] | None = None
+    agent: str | None = Field(default=None, min_length=1, max_length=63)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class ForkRequest(BaseModel):
+    """Fork an execution: rerun `from_node` and every node downstream of it with `patch` applied,
+    reusing the origin's outputs of every other node that succeeded there."""
+
+    from_node: NodeId
+    patch: dict[NodeId, NodePatch] = Field(default_factory=dict, max_length=MAX_NODES)
 
 
 DagEventKind = Literal[

@@ -40,6 +40,9 @@ from services.temporal_errors import query_error, rpc_error, update_error
 __all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
 
 EXECUTION_PREFIX = "dag-"
+FORKED_FROM = "forked_from"
+FORKED_FROM_NODE = "forked_from_node"
+"""Memo keys of a forked execution: its origin's id and the node it reran from."""
 
 
 class ExecutionDetail(BaseModel):
@@ -58,6 +61,9 @@ class ExecutionDetail(BaseModel):
     started_at: datetime | None
     closed_at: datetime | None
     web_ui_url: str
+    forked_from: str | None = None
+    """The execution this one was forked from (`POST /dag-executions/{id}/fork`), from its memo."""
+    forked_from_node: str | None = None
 
 
 class Started(BaseModel):
@@ -102,6 +108,7 @@ async def start_run(
     workflow_id: str,
     attributes: TypedSearchAttributes,
     summary: str,
+    memo: dict[str, str] | None = None,
 ) -> Started:
     """Start DagWorkflow with a ready input (a stored DAG's, or an earlier execution's)."""
     try:
@@ -112,6 +119,7 @@ async def start_run(
             task_queue=settings.task_queue,
             search_attributes=attributes,
             static_summary=summary[:200],
+            memo=memo,
         )
     except RPCError as exc:
         raise rpc_error(exc, what=f"execution {workflow_id}") from None
@@ -193,6 +201,7 @@ async def _detail(
         error = "terminated"
     elif description.status == WorkflowExecutionStatus.TIMED_OUT:
         error = "timed out"
+    memo = await description.memo()
     return ExecutionDetail(
         id=execution_id,
         run_id=description.run_id,
@@ -207,6 +216,8 @@ async def _detail(
         started_at=description.start_time,
         closed_at=description.close_time,
         web_ui_url=settings.workflow_ui_url(execution_id),
+        forked_from=memo.get(FORKED_FROM),
+        forked_from_node=memo.get(FORKED_FROM_NODE),
     )
 
 

@@ -6,13 +6,14 @@ goal planned has no row: it reruns from the spec and params in its own input, th
 WorkflowExecutionStarted event of its first run (later runs carry only unfinished nodes).
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from contracts.dag import DagStatus, ExecutionStatus, NodeStatus, ResumeRequest, RunDagInput
+from contracts.dag import DagStatus, ExecutionStatus, NodeOutput, NodeStatus, ResumeRequest, RunDagInput
 from contracts.search import GOAL_ID, RUN_KIND_DAG, search_attributes
 from contracts.workflow_names import DAG_RESUME_UPDATE
 from core.errors import Conflict
@@ -50,9 +51,7 @@ async def resume(
             f"DAG execution {execution_id} is {detail.status}; only suspended, failed or "
             "cancelled executions can be resumed"
         )
-    if not detail.nodes:
-        raise Conflict(f"DAG execution {execution_id} did not answer its node states")
-    reuse = {node.id: node.node_output() for node in detail.nodes if node.status == NodeStatus.succeeded}
+    reuse = succeeded_outputs(detail)
     first = await first_input(client, execution_id)
     note = f"resumed from {execution_id}"
     if detail.dag_id is not None:
@@ -69,19 +68,51 @@ async def resume(
     if first is None:
         raise Conflict(f"DAG execution {execution_id} names no DAG and its input cannot be read")
     await dags.check_spec(session, first.spec, params=first.params)
-    goal_id = await _goal_id(client, execution_id)
     rerun = first.model_copy(update={"reuse_outputs": reuse, "carry": None, "agents": None})
-    prefix = f"{EXECUTION_PREFIX}goal{goal_id}" if goal_id else execution_id.rsplit("-", 1)[0]
-    attributes = search_attributes(goal_id=goal_id, run_kind=RUN_KIND_DAG)
-    started = await start_run(
+    return True, await start_rerun(client, settings, execution_id, rerun, note=note)
+
+
+def succeeded_outputs(detail: ExecutionDetail, *, rerun: Collection[str] = ()) -> dict[str, NodeOutput]:
+    """The outputs a new execution reuses: every node that succeeded in `detail`, but `rerun`."""
+    if not detail.nodes:
+        raise Conflict(f"DAG execution {detail.id} did not answer its node states")
+    return {
+        node.id: node.node_output()
+        for node in detail.nodes
+        if node.status == NodeStatus.succeeded and node.id not in rerun
+    }
+
+
+async def start_rerun(
+    client: Client,
+    settings: Settings,
+    execution_id: str,
+    run_input: RunDagInput,
+    *,
+    note: str,
+    memo: dict[str, str] | None = None,
+) -> Started:
+    """Start `run_input` (an earlier execution's, changed) as a new execution filed like that one:
+    under its DAG or goal in the workflow id, the search attributes and the summary."""
+    goal_id = await _goal_id(client, execution_id)
+    dag_id = run_input.dag_id
+    if dag_id is not None:
+        prefix, label = f"{EXECUTION_PREFIX}{dag_id}", f"DAG {dag_id} ({run_input.spec.name})"
+    else:
+        prefix = f"{EXECUTION_PREFIX}goal{goal_id}" if goal_id else execution_id.rsplit("-", 1)[0]
+        label = run_input.spec.name
+    attributes = search_attributes(
+        goal_id=goal_id, dag_id=str(dag_id) if dag_id is not None else None, run_kind=RUN_KIND_DAG
+    )
+    return await start_run(
         client,
         settings,
-        rerun,
+        run_input,
         workflow_id=f"{prefix}-{short_id()}",
         attributes=attributes,
-        summary=f"{first.spec.name} — {note}",
+        summary=f"{label} — {note}",
+        memo=memo,
     )
-    return True, started
 
 
 async def _resume_suspended(

@@ -39,6 +39,14 @@ def tool_info(node: NodeSpec) -> ToolInfo | None:
     return BUILTIN_TOOLS.get(node.tool) or ToolInfo(name=node.tool)
 
 
+def with_overrides(snapshot: AgentSnapshot, node: NodeSpec) -> AgentSnapshot:
+    """The pinned version with the node's own `model` / `temperature` (a fork's patch, say).
+    Nodes without them keep the snapshot as it is, so histories from before the fields replay."""
+    overrides = {"model": node.model, "temperature": node.temperature}
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return snapshot.model_copy(update=changes) if changes else snapshot
+
+
 def describe(exc: BaseException) -> str:
     """The innermost failure message, prefixed by its type when it has one."""
     cause: BaseException = exc
@@ -138,7 +146,7 @@ class NodeRunner:
                     summary=f"node {node.id}: load {output.artifact}",
                 )
         prompt = stringify(resolve(node.prompt, params=self._params, outputs=outputs, artifact_texts=texts))
-        snapshot = self._agents[node.agent]
+        snapshot = with_overrides(self._agents[node.agent], node)
         attempts = node.retry.max_attempts if node.retry else 1
         for attempt in range(1, attempts + 1):
             # A version without tools is one `agent_request` activity, named after the node.

@@ -1,4 +1,4 @@
-"""DAG executions: status, node states, live events (SSE), approvals, cancel, resume, delete."""
+"""DAG executions: status, node states, live events (SSE), approvals, cancel, resume, fork, delete."""
 
 from collections.abc import AsyncIterable
 from typing import Annotated
@@ -10,8 +10,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
-from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeState, ResumeRequest
-from services import dag_event_stream, dag_resume
+from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, ForkRequest, NodeState, ResumeRequest
+from services import dag_event_stream, dag_fork, dag_resume
 from services import dag_executions as service
 from services.dag_event_stream import Gap
 from services.dag_execution_list import ExecutionSummary, page_executions
@@ -145,9 +145,31 @@ async def resume_dag(
     try:
         created, answer = await dag_resume.resume(session, client, settings, execution_id, body)
     except SpecInvalid as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"message": "the DAG spec is invalid", "problems": exc.problems},
-        ) from None
+        raise _spec_invalid(exc) from None
     code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return JSONResponse(jsonable_encoder(answer), status_code=code)
+
+
+@router.post("/dag-executions/{execution_id}/fork", status_code=status.HTTP_201_CREATED)
+async def fork_execution(
+    execution_id: ExecutionId,
+    body: ForkRequest,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Started:
+    """Fork a running or closed execution: a new one reruns `from_node` and everything downstream
+    of it with `patch` applied (`{node_id: {prompt, input, agent, model, temperature}}`) and reuses
+    every other node's output that succeeded in the origin. 422 names a patch that cannot apply
+    (a node not rerun, a field of the other node kind) or lists the patched spec's problems."""
+    try:
+        return await dag_fork.fork(session, client, settings, execution_id, body)
+    except SpecInvalid as exc:
+        raise _spec_invalid(exc) from None
+
+
+def _spec_invalid(exc: SpecInvalid) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        {"message": "the DAG spec is invalid", "problems": exc.problems},
+    )
