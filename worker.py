@@ -19,7 +19,15 @@ from activities.agent_tasks import load_task_attachments
 from activities.catalog import load_planning_catalog
 from activities.dag import load_artifact_text, offload_output
 from activities.dag_events import archive_dag_events
-from activities.goals import fetch_dag_status, load_goal_snapshot, record_run_usage, save_goal_report
+from activities.goals import (
+    fetch_dag_status,
+    load_goal_plan,
+    load_goal_snapshot,
+    record_plan_outcome,
+    record_run_usage,
+    save_goal_report,
+    store_goal_plan,
+)
 from activities.intake import pin_intake_agents, store_message_analysis, update_message_progress
 from activities.provider_limits import ProviderWaitInterceptor
 from activities.providers import validate_provider
@@ -55,14 +63,17 @@ ACTIVITIES: list[Callable[..., Any]] = [
     fetch_dag_status,
     load_artifact_text,
     load_agent_snapshot,
+    load_goal_plan,
     load_goal_snapshot,
     load_planning_catalog,
     load_task_attachments,
     offload_output,
     pin_intake_agents,
+    record_plan_outcome,
     record_run_usage,
     resolve_agent_snapshots,
     save_goal_report,
+    store_goal_plan,
     store_message_analysis,
     update_message_progress,
     validate_provider,

@@ -1,4 +1,5 @@
-"""Goal-run side effects: read the goal and pin its agent, store the report, record usage."""
+"""Goal-run side effects: read the goal and pin its agent, load or freeze its plan (`plan: once`,
+see storage/goal_plans.py), store the report, record usage and how a frozen plan's run ended."""
 
 from datetime import timedelta
 from typing import Any
@@ -18,15 +19,21 @@ from contracts.goals import (
     GOAL_NOT_FOUND,
     GOAL_NOT_RUNNABLE,
     SUMMARIZER_AGENT,
+    FrozenPlan,
     GoalSnapshot,
+    PlanMode,
+    PlanOutcome,
+    PlanOutcomeInput,
     RecordUsageInput,
     SaveReportInput,
+    StorePlanInput,
 )
 from contracts.workflow_names import DAG_STATUS_QUERY
 from core.db import session_scope
 from core.models import Agent, Goal, GoalStatus, RunUsage
 from core.models.common import utcnow
 from core.settings import get_settings
+from storage import goal_plans
 from storage.artifacts import safe_name, save_artifact
 
 
@@ -60,7 +67,30 @@ async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
         max_tokens_per_run=goal.max_tokens_per_run,
         agent=snapshot_of(agent),
         summarizer=snapshot_of(summarizer) if summarizer is not None else None,
+        plan=PlanMode(goal.plan),
     )
+
+
+@activity.defn
+async def load_goal_plan(goal_id: int) -> FrozenPlan | None:
+    """The frozen plan the run executes instead of planning; None: the run plans (read only)."""
+    async with session_scope(get_settings()) as session:
+        return await goal_plans.plan_in_use(session, goal_id)
+
+
+@activity.defn
+async def store_goal_plan(params: StorePlanInput) -> FrozenPlan | None:
+    """Freeze the run's validated plan as the goal's next version, once per run (keyed by the
+    run's workflow id); the version in use when another run froze one first."""
+    async with session_scope(get_settings()) as session:
+        return await goal_plans.store_plan(session, params)
+
+
+@activity.defn
+async def record_plan_outcome(params: PlanOutcomeInput) -> PlanOutcome:
+    """Count how a run of a frozen plan ended; enough failures in a row retire the version."""
+    async with session_scope(get_settings()) as session:
+        return await goal_plans.count_outcome(session, params)
 
 
 @activity.defn

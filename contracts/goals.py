@@ -24,6 +24,14 @@ SUMMARY_OUTPUT_CHARS = 4000
 """Each node's output is cut to this many characters in the summary prompt."""
 
 
+class PlanMode(StrEnum):
+    """When a goal plans: on every run, or once (its first validated plan is frozen and reused
+    until a replan is asked for, or its runs fail `replan_after_failures` times in a row)."""
+
+    every_run = "every_run"
+    once = "once"
+
+
 class GoalRunInput(BaseModel):
     """GoalWorkflow input: only the id; the goal is read when the run starts, so a schedule's
     fixed argument always runs the goal as it is now."""
@@ -43,6 +51,8 @@ class GoalSnapshot(BaseModel):
     max_tokens_per_run: int | None = None
     agent: AgentSnapshot
     summarizer: AgentSnapshot | None = None
+    plan: PlanMode = PlanMode.every_run
+    """`once`: the run executes the goal's frozen plan when there is one (absent in old runs)."""
 
 
 class StepStatus(StrEnum):
@@ -94,6 +104,10 @@ class GoalRunResult(BaseModel):
     summary_agent_name: str | None = None
     """Who wrote the summary (None in runs from before the summarizer wrote it: the goal's agent)."""
     summary_agent_version: int | None = None
+    plan_version: int | None = None
+    """The frozen plan version this run executed or stored (None: planned for this run only)."""
+    plan_dag_id: int | None = None
+    """The stored DAG of that frozen plan version."""
 
 
 class SaveReportInput(BaseModel):
@@ -112,3 +126,40 @@ class RecordUsageInput(BaseModel):
     usage: TokenUsage
     goal_id: int | None = None
     agent_name: str | None = None
+
+
+class FrozenPlan(BaseModel):
+    """One stored version of a `plan: once` goal's plan: the DAG it runs without planning."""
+
+    goal_id: int
+    version: int
+    dag_id: int
+    spec: DagSpec
+    source_workflow_id: str
+    """The goal run that planned it (the key that makes storing it idempotent)."""
+
+
+class StorePlanInput(BaseModel):
+    """A run's validated plan, to be frozen as the goal's next plan version."""
+
+    goal_id: int
+    workflow_id: str
+    spec: DagSpec
+    planner_name: str
+    planner_version: int
+
+
+class PlanOutcomeInput(BaseModel):
+    """How a run of a frozen plan version ended: failures in a row may retire the version."""
+
+    goal_id: int
+    version: int
+    workflow_id: str
+    succeeded: bool
+
+
+class PlanOutcome(BaseModel):
+    failures: int
+    """Failed runs of the version in a row, this one included."""
+    retired: bool
+    """The version is no longer used: the next run plans anew."""

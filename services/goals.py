@@ -3,6 +3,10 @@
 The database row and the schedule change together: the row is flushed (so it has an id) but not
 committed until Temporal accepted the schedule change, and a failed schedule change rolls the
 row back. Only the reverse failure (Temporal accepted, the commit failed) needs undoing by hand.
+
+A `plan: once` goal's frozen plan (storage/goal_plans.py) is retired here, in the same commit as
+the change that calls for a new plan: a replan request, a new objective or planning agent, or
+switching back to planning every run.
 """
 
 from sqlmodel import col, select
@@ -10,17 +14,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.common import TypedSearchAttributes
 
-from contracts.goals import RUN_KIND_GOAL, GoalRunInput
+from contracts.goals import RUN_KIND_GOAL, GoalRunInput, PlanMode
 from contracts.search import search_attributes
 from contracts.workflow_names import GOAL_WORKFLOW
 from core.db import count_by
 from core.errors import Conflict, Invalid, NotFound
-from core.models import Goal, GoalCreate, GoalStatus, GoalUpdate
+from core.models import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate
 from core.settings import Settings
 from services.agents import require_agent_name, resolve_agent
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
 from services.schedules import upsert_schedule as _upsert_schedule
+from storage import goal_plans
 
 
 async def get_goal(session: AsyncSession, goal_id: int) -> Goal:
@@ -138,12 +143,14 @@ async def update_goal(
     goal = await get_goal(session, goal_id)
     had_schedule = goal.schedule is not None
     changes = data.model_dump(exclude_unset=True)
-    removable = ("schedule", "max_tokens_per_run")
+    removable = ("schedule", "max_tokens_per_run", "replan_after_failures")
     nulled = sorted(k for k, v in changes.items() if v is None and k not in removable)
     if nulled:
         raise Invalid(f"{', '.join(nulled)} cannot be null")
     if changes.get("agent_name") is not None:
         await _require_agent(session, changes["agent_name"])
+    if reason := _replan_reason(goal, changes):
+        await goal_plans.retire_plans(session, goal_id, reason)
     goal.sqlmodel_update(changes)
     if goal.schedule is None and not had_schedule:
         session.add(goal)
@@ -155,10 +162,50 @@ async def update_goal(
     return goal
 
 
+def _replan_reason(goal: Goal, changes: dict[str, object]) -> str | None:
+    """Why an edit retires the frozen plan: it was made for another objective, by another
+    planner, or the goal goes back to planning every run. None: the plan stays."""
+    for field in ("objective", "agent_name", "plan"):
+        if field in changes and changes[field] != getattr(goal, field):
+            return f"{field} changed"
+    return None
+
+
+async def public_goals(session: AsyncSession, goals: list[Goal]) -> list[GoalPublic]:
+    """Goals as the API answers them, each with the frozen plan version it runs (one query)."""
+    plans = await goal_plans.plans_in_use(session, [g.id for g in goals if g.id is not None])
+    answers = []
+    for goal in goals:
+        plan = plans.get(goal.id or 0)
+        extra: dict[str, object] = {"schedule_id": goal.schedule_id}
+        if plan is not None:
+            extra |= {
+                "plan_version": plan.version,
+                "plan_dag_id": plan.dag_id,
+                "plan_failures": plan.failures,
+            }
+        answers.append(GoalPublic.model_validate(goal, update=extra))
+    return answers
+
+
+async def replan(session: AsyncSession, goal_id: int) -> Goal:
+    """Retire the goal's frozen plan: its next run (scheduled or manual) plans and freezes the
+    next version. Only for `plan: once` goals; asking again before that run changes nothing."""
+    goal = await get_goal(session, goal_id)
+    if goal.plan != PlanMode.once:
+        raise Conflict(f'goal {goal_id} plans on every run; set "plan": "once" to keep a plan')
+    await goal_plans.retire_plans(session, goal_id, goal_plans.REPLAN_REQUESTED)
+    await session.commit()
+    await session.refresh(goal)
+    return goal
+
+
 async def delete_goal(session: AsyncSession, client: Client, goal_id: int) -> None:
-    """Delete the schedule, then the goal; past runs stay in Temporal's history."""
+    """Delete the schedule, then the goal and its plan versions (their DAGs stay, like the runs
+    in Temporal's history that name them)."""
     goal = await get_goal(session, goal_id)
     await delete_schedule(client, f"goal-{goal_id}")
+    await goal_plans.delete_plans(session, goal_id)
     await session.delete(goal)
     await session.commit()
 

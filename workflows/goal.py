@@ -6,6 +6,11 @@ writes the report (the goal's own agent when there is no summarizer, and the sum
 Every step is visible while it happens through the `steps` query; the result lists the same
 steps with token usage and the artifacts produced. A token budget (`max_tokens_per_run`) covers
 planning, the DAG and the summary; crossing it fails the run with `TokenBudgetExceeded`.
+
+A `plan: once` goal (patched, `frozen-plan`) runs its frozen plan when it has one, without
+calling the planner; otherwise its first validated plan is frozen as the goal's next version.
+How the run ended is counted against that version, so failures in a row can retire it
+(storage/goal_plans.py has the design).
 """
 
 import json
@@ -28,11 +33,13 @@ from contracts.dag import (
 from contracts.goals import (
     SUMMARIZER_AGENT,
     SUMMARY_OUTPUT_CHARS,
+    FrozenPlan,
     GoalProgress,
     GoalRunInput,
     GoalRunResult,
     GoalSnapshot,
     GoalStep,
+    PlanMode,
     RecordUsageInput,
     SaveReportInput,
     StepStatus,
@@ -43,6 +50,13 @@ from contracts.usage import TokenUsage
 from contracts.workflow_names import GOAL_STEPS_QUERY, GOAL_WORKFLOW
 from workflows.agent_runs import run_agent
 from workflows.dag import DagWorkflow
+from workflows.frozen_plans import (
+    count_plan_outcome,
+    freeze_plan,
+    frozen_plan_detail,
+    frozen_plan_result,
+    load_frozen_plan,
+)
 from workflows.planning import plan_dag
 from workflows.store_options import STORE_RETRY, STORE_TIMEOUT
 
@@ -63,6 +77,10 @@ DEGRADED_NODE = "answer"
 SUMMARY_PATCH = "goal-summary-by-summarizer"
 """The report is written by the `summarizer` agent pinned at the start, no longer by the goal's
 own agent (patched so runs recorded before it replay with the goal's agent writing it)."""
+FROZEN_PLAN_PATCH = "frozen-plan"
+"""A `plan: once` goal loads its frozen plan (and runs it without planning) or freezes its first
+validated plan, and counts each run's outcome against the version (patched: a run started
+before it replays planning as it did)."""
 
 """Database activities: a few quick retries, then a clear failure instead of retrying forever."""
 
@@ -125,6 +143,8 @@ class GoalWorkflow:
 
     def __init__(self) -> None:
         self._progress = GoalProgress(goal_id=0, phase="starting")
+        self._frozen: FrozenPlan | None = None
+        """The frozen plan version this run executes (loaded, or stored by this run)."""
 
     @workflow.query(name=GOAL_STEPS_QUERY)
     def steps(self) -> GoalProgress:
@@ -153,8 +173,12 @@ class GoalWorkflow:
             for step in self._progress.steps:
                 if step.status in (StepStatus.pending, StepStatus.running):
                     step.status = StepStatus.skipped
+            if self._frozen is not None:
+                await count_plan_outcome(self._frozen, succeeded=False)
             await self._record("failed", params.goal_id, agent_name)
             raise
+        if self._frozen is not None:
+            await count_plan_outcome(self._frozen, succeeded=True)
         await self._record("succeeded", params.goal_id, agent_name)
         return result
 
@@ -203,6 +227,12 @@ class GoalWorkflow:
         self._progress.steps = [plan_step]
         self._progress.phase = "planning"
         self._start(plan_step)
+        freeze = goal.plan == PlanMode.once and workflow.patched(FROZEN_PLAN_PATCH)
+        if freeze and (frozen := await load_frozen_plan(goal.id)) is not None:
+            self._frozen = frozen
+            plan_step.detail = frozen_plan_detail(frozen)
+            self._finish(plan_step, StepStatus.succeeded)
+            return frozen_plan_result(goal, frozen)
         workflow.set_current_details(f"planning with {goal.agent.name} v{goal.agent.version}")
         catalog = await workflow.execute_activity(
             load_planning_catalog,
@@ -221,6 +251,9 @@ class GoalWorkflow:
             raise
         plan_step.usage = plan.usage
         plan_step.detail = f"{len(plan.spec.nodes)} node(s) in {plan.attempts} attempt(s)"
+        if freeze:
+            self._frozen, note = await freeze_plan(goal, plan)
+            plan_step.detail += f"; {note}"
         self._finish(plan_step, StepStatus.succeeded)
         self._charge(plan.usage, goal.max_tokens_per_run, "planning")
         return plan
@@ -250,14 +283,24 @@ class GoalWorkflow:
     async def _run_dag(self, goal: GoalSnapshot, spec: DagSpec) -> DagResult:
         self._progress.phase = "running"
         dag_id = f"dag-goal{goal.id}-{workflow.uuid4().hex[:8]}"
+        # A frozen plan's runs name its stored DAG, so they list under `GET /dags/{id}/executions`.
+        stored_dag = self._frozen.dag_id if self._frozen is not None else None
         self._progress.dag_workflow_id = dag_id
         workflow.set_current_details(f"running DAG {spec.name!r}: {len(spec.nodes)} node(s)")
         try:
             result = await workflow.execute_child_workflow(
                 DagWorkflow.run,
-                RunDagInput(spec=spec, params={**spec.params, **goal.params}),
+                RunDagInput(
+                    dag_id=stored_dag,
+                    spec=spec,
+                    params={**spec.params, **goal.params},
+                ),
                 id=dag_id,
-                search_attributes=search_attributes(goal_id=str(goal.id), run_kind="dag"),
+                search_attributes=search_attributes(
+                    goal_id=str(goal.id),
+                    dag_id=None if stored_dag is None else str(stored_dag),
+                    run_kind="dag",
+                ),
                 static_summary=f"Goal {goal.id} plan: {spec.name}"[:200],
             )
         except ChildWorkflowError as exc:
@@ -362,4 +405,6 @@ class GoalWorkflow:
             dag_workflow_id=self._progress.dag_workflow_id or "",
             summary_agent_name=writer.name,
             summary_agent_version=writer.version,
+            plan_version=self._frozen.version if self._frozen is not None else None,
+            plan_dag_id=self._frozen.dag_id if self._frozen is not None else None,
         )

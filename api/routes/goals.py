@@ -18,8 +18,9 @@ class RunStarted(BaseModel):
     web_ui_url: str
 
 
-def _public(goal: Goal) -> GoalPublic:
-    return GoalPublic.model_validate(goal, update={"schedule_id": goal.schedule_id})
+async def _public(session: SessionDep, goal: Goal) -> GoalPublic:
+    [public] = await service.public_goals(session, [goal])
+    return public
 
 
 @router.get("")
@@ -28,7 +29,7 @@ async def list_goals(
 ) -> list[GoalPublic]:
     """Goals, newest first, optionally with one status."""
     rows = await service.list_goals(session, status=status, limit=page.limit, offset=page.offset)
-    return [_public(g) for g in rows]
+    return await service.public_goals(session, rows)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -36,13 +37,13 @@ async def create_goal(
     data: GoalCreate, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> GoalPublic:
     """Create a goal; one with a cron gets a Temporal Schedule `goal-<id>` in the same step."""
-    return _public(await service.create_goal(session, client, settings, data))
+    return await _public(session, await service.create_goal(session, client, settings, data))
 
 
 @router.get("/{goal_id}")
 async def get_goal(goal_id: IdPath, session: SessionDep) -> GoalPublic:
-    """One goal."""
-    return _public(await service.get_goal(session, goal_id))
+    """One goal, with the frozen plan it runs (`plan_version`, `plan_dag_id`) when it has one."""
+    return await _public(session, await service.get_goal(session, goal_id))
 
 
 @router.patch("/{goal_id}")
@@ -54,7 +55,7 @@ async def update_goal(
     settings: SettingsDep,
 ) -> GoalPublic:
     """Edit a goal; its schedule follows cron, time zone and status changes."""
-    return _public(await service.update_goal(session, client, settings, goal_id, data))
+    return await _public(session, await service.update_goal(session, client, settings, goal_id, data))
 
 
 @router.delete("/{goal_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -77,7 +78,9 @@ async def pause_goal(
     goal_id: IdPath, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> GoalPublic:
     """Mark the goal paused and pause its schedule."""
-    return _public(await service.set_status(session, client, settings, goal_id, GoalStatus.paused))
+    return await _public(
+        session, await service.set_status(session, client, settings, goal_id, GoalStatus.paused)
+    )
 
 
 @router.post("/{goal_id}/resume")
@@ -85,4 +88,12 @@ async def resume_goal(
     goal_id: IdPath, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> GoalPublic:
     """Mark the goal active and unpause its schedule."""
-    return _public(await service.set_status(session, client, settings, goal_id, GoalStatus.active))
+    return await _public(
+        session, await service.set_status(session, client, settings, goal_id, GoalStatus.active)
+    )
+
+
+@router.post("/{goal_id}/replan")
+async def replan_goal(goal_id: IdPath, session: SessionDep) -> GoalPublic:
+    """Drop the frozen plan (`plan: once`): the next run plans anew and freezes the next version."""
+    return await _public(session, await service.replan(session, goal_id))

@@ -29,6 +29,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     dag.PIN_LOCAL_PATCH: {workflow_names.DAG_WORKFLOW},
     goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
+    goal.FROZEN_PLAN_PATCH: {workflow_names.GOAL_WORKFLOW},
     agent_runs.ONE_ACTIVITY_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.AGENT_TEST_WORKFLOW,
