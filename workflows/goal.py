@@ -58,7 +58,7 @@ from workflows.frozen_plans import (
     load_frozen_plan,
 )
 from workflows.planning import plan_dag
-from workflows.store_options import STORE_RETRY, STORE_TIMEOUT
+from workflows.store_options import STORE_RETRY, STORE_TIMEOUT, store_call
 
 with workflow.unsafe.imports_passed_through():
     from activities.catalog import load_planning_catalog
@@ -74,6 +74,10 @@ DEGRADE_PATCH = "goal-degrade-to-single-agent-step"
 """A plan that never validates no longer fails the run: it runs as one agent step (patched so
 runs recorded before it replay the old failure)."""
 DEGRADED_NODE = "answer"
+STORE_LOCAL_PATCH = "goal-store-local"
+"""Since this patch the goal's store activities (load the goal and the planning catalog, save the
+report, record usage) are local activities; histories recorded before it replay them as regular
+activities."""
 SUMMARY_PATCH = "goal-summary-by-summarizer"
 """The report is written by the `summarizer` agent pinned at the start, no longer by the goal's
 own agent (patched so runs recorded before it replay with the goal's agent writing it)."""
@@ -156,11 +160,10 @@ class GoalWorkflow:
         self._progress.goal_id = params.goal_id
         agent_name: str | None = None
         try:
-            loaded = await workflow.execute_activity(
+            loaded = await store_call(
                 load_goal_snapshot,
                 params.goal_id,
-                start_to_close_timeout=STORE_TIMEOUT,
-                retry_policy=STORE_RETRY,
+                local_patch=STORE_LOCAL_PATCH,
                 summary=f"load goal {params.goal_id}",
             )
             # Activity results decode into the host's classes; re-home them in the sandbox's.
@@ -185,7 +188,7 @@ class GoalWorkflow:
     async def _record(
         self, status: Literal["succeeded", "failed"], goal_id: int, agent_name: str | None
     ) -> None:
-        await workflow.execute_activity(
+        await store_call(
             record_run_usage,
             RecordUsageInput(
                 workflow_id=workflow.info().workflow_id,
@@ -195,8 +198,7 @@ class GoalWorkflow:
                 goal_id=goal_id,
                 agent_name=agent_name,
             ),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
+            local_patch=STORE_LOCAL_PATCH,
             summary=f"record usage ({self._progress.usage.total_tokens} tokens)",
         )
 
@@ -234,11 +236,8 @@ class GoalWorkflow:
             self._finish(plan_step, StepStatus.succeeded)
             return frozen_plan_result(goal, frozen)
         workflow.set_current_details(f"planning with {goal.agent.name} v{goal.agent.version}")
-        catalog = await workflow.execute_activity(
-            load_planning_catalog,
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-            summary="load planning catalog",
+        catalog = await store_call(
+            load_planning_catalog, local_patch=STORE_LOCAL_PATCH, summary="load planning catalog"
         )
         try:
             plan = await plan_dag(goal_prompt(goal), planner=goal.agent, catalog=catalog)
@@ -374,7 +373,7 @@ class GoalWorkflow:
         summary_step.usage = report.usage
         self._charge(report.usage, budget, "the summary")
         text = report.output if isinstance(report.output, str) else json.dumps(report.output)
-        artifact = await workflow.execute_activity(
+        artifact = await store_call(
             save_goal_report,
             SaveReportInput(
                 goal_id=goal.id,
@@ -382,8 +381,7 @@ class GoalWorkflow:
                 title=goal.title,
                 content=text,
             ),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
+            local_patch=STORE_LOCAL_PATCH,
             summary="save summary report",
         )
         summary_step.artifact = artifact

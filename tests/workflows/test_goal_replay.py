@@ -24,8 +24,11 @@ RECORDED_BEFORE_SUMMARIZER = {
     "degraded": HISTORIES / "goal_degraded_before_summarizer.json",
 }
 """Runs whose summary the goal's own agent wrote: recorded before `goal-summary-by-summarizer`."""
+STORE_ACTIVITIES = {"load_goal_snapshot", "load_planning_catalog", "save_goal_report", "record_run_usage"}
+RECORDED_BEFORE_STORE_LOCAL = HISTORIES / "goal_full_before_store_local.json"
+"""A full run whose store activities were regular activities: recorded before `goal-store-local`."""
 RECORDED_FULL = HISTORIES / "goal_full.json"
-"""A full run of today's code (the `summarizer` writes the report)."""
+"""A full run of today's code (the `summarizer` writes the report; store activities are local)."""
 
 
 async def _run(api: httpx.AsyncClient, client: Client, goal_id: int) -> tuple[str, WorkflowExecutionStatus]:
@@ -56,13 +59,20 @@ async def test_goal_histories_replay_without_nondeterminism(
     histories = [await client.get_workflow_handle(i).fetch_history() for i in (full, budget, bad)]
     full_types = [e.event_type for e in histories[0].events]
     assert EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED in full_types
+    scheduled = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in histories[0].events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    assert scheduled.isdisjoint(STORE_ACTIVITIES)  # store activities run as local activities
     await replay_all(replayer(GoalWorkflow), histories)
     if RECORD:  # older recordings are kept under their own names, never overwritten
         record(RECORDED_FULL, histories[0])
 
 
 async def test_goal_runs_recorded_before_and_after_the_summarizer_change_still_replay() -> None:
-    histories = [_from_file(path) for path in [*RECORDED_BEFORE_SUMMARIZER.values(), RECORDED_FULL]]
+    paths = [*RECORDED_BEFORE_SUMMARIZER.values(), RECORDED_BEFORE_STORE_LOCAL, RECORDED_FULL]
+    histories = [_from_file(path) for path in paths]
     for history in histories:
         types = [e.event_type for e in history.events]
         assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED

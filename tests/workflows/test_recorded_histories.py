@@ -29,6 +29,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     dag.PIN_LOCAL_PATCH: {workflow_names.DAG_WORKFLOW},
     goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
+    goal.STORE_LOCAL_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.FROZEN_PLAN_PATCH: {workflow_names.GOAL_WORKFLOW},
     agent_runs.ONE_ACTIVITY_PATCH: {
         workflow_names.DAG_WORKFLOW,
@@ -80,8 +81,15 @@ def _patch_calls() -> set[str]:
                 and node.func.attr == "patched"
                 and node.args
                 and isinstance(node.args[0], ast.Name)
+                and node.args[0].id != "local_patch"  # store_call's parameter: its callers name it
             ):
                 names.add(node.args[0].id)
+            if isinstance(node, ast.Call):  # store_call(..., local_patch=NAME) checks NAME
+                names.update(
+                    k.value.id
+                    for k in node.keywords
+                    if k.arg == "local_patch" and isinstance(k.value, ast.Name)
+                )
     return names
 
 
