@@ -5,7 +5,12 @@ through Temporal visibility, or told by the progress follower the moment a Teleg
 its DAG), from the offset it saved for that execution. A `node_waiting_approval` event becomes
 one prompt: to the chat that started the run, otherwise to TELEGRAM_NOTIFY_CHAT_IDS or else every
 allowed user. A decision made elsewhere (REST, CLI) or a wait that ended (run cancelled, timed
-out) edits the prompts to say so and removes their buttons.
+out) edits the prompts to say so and removes their buttons. A node whose approval deadline
+passed (`node_approval_timed_out`) has its prompts closed with what the deadline decided.
+
+An execution paused at its token budget (`execution_budget_reached`) gets a prompt with "Raise
+budget x2" and "Stop" buttons (`BudgetCb`, handled in `bot/handlers/budget.py`), claimed once like
+an approval; a raise made elsewhere (`execution_budget_raised`) closes it.
 """
 
 import asyncio
@@ -16,6 +21,8 @@ from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from temporalio.client import Client
 
 from bot import keyboards, texts
@@ -25,7 +32,7 @@ from core.models import TelegramApproval
 from core.settings import Settings
 from services import dag_event_stream, telegram_approvals, telegram_progress
 from services.dag_event_stream import Gap
-from services.telegram_approvals import ELSEWHERE, GONE
+from services.telegram_approvals import BUDGET_WAIT, ELSEWHERE, GONE, RAISED, STOPPED
 
 log = logging.getLogger("goalflow.bot.approvals")
 
@@ -37,6 +44,50 @@ SAVE_EVERY_S = 2.0
 """An offset with nothing to act on is saved at most this often (re-reading a few events after a
 restart is harmless: prompts are keyed by their event)."""
 RETRY_S = 5.0
+
+
+class BudgetCb(CallbackData, prefix="bg"):
+    """A decision on one budget prompt, by its opaque id: raise the budget (`more`) or stop."""
+
+    id: str
+    more: bool
+
+
+def budget_keyboard(approval_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text="💰 Raise budget ×2",  # noqa: RUF001 (the multiplication sign is meant)
+                    callback_data=BudgetCb(id=approval_id, more=True).pack(),
+                ),
+                InlineKeyboardButton(
+                    text="⏹ Stop", callback_data=BudgetCb(id=approval_id, more=False).pack()
+                ),
+            ]
+        ]
+    )
+
+
+def budget_text(*, execution_id: str, budget: int | None, used: int, run: str | None) -> str:
+    lines = ["💰 <b>Token budget reached</b>", f"<code>{texts.esc(execution_id)}</code>"]
+    if run:
+        lines.append(f"run <code>{texts.esc(run)}</code>")
+    lines.append(
+        f"used {used:,} of {budget or 0:,} tokens; no further node starts until the budget is raised"
+    )
+    return "\n".join(lines)
+
+
+def decided_text(row: TelegramApproval) -> str:
+    """The prompt as decided: an approval's line from `texts.decided`, a budget prompt's here."""
+    who, at = texts.esc(row.decided_by or "someone"), texts.when(row.decided_at)
+    if row.decision == RAISED:
+        return f"{row.text}\n\n💰 Budget raised by {who} at {at}"
+    if row.decision == STOPPED:
+        return f"{row.text}\n\n⏹ Stopped by {who} at {at}"
+    return texts.decided(row.text, decision=row.decision or "", by=row.decided_by, at=row.decided_at)
+
 
 _CLOSING = {
     "execution_succeeded": "succeeded",
@@ -50,7 +101,7 @@ async def show_decision(bot: Bot, row: TelegramApproval, *, pressed: tuple[int, 
     message whose button was used (a press can come before the prompt's copies are recorded)."""
     if row.decision is None or not row.text:  # not sent yet: the sender shows it once recorded
         return
-    text = texts.decided(row.text, decision=row.decision, by=row.decided_by, at=row.decided_at)
+    text = decided_text(row)
     copies = [(chat_id, message_id) for chat_id, message_id in row.messages]
     if pressed is not None and pressed not in copies:
         copies.append(pressed)
@@ -140,6 +191,12 @@ class ApprovalWatcher:
             acted = True
             if event.kind == "node_waiting_approval" and event.node_id:
                 await self._prompt(execution_id, event.node_id, offset)
+            elif event.kind == "execution_budget_reached":
+                await self._prompt(execution_id, BUDGET_WAIT, offset)
+            elif event.kind == "execution_budget_raised":
+                await self._settle(execution_id, BUDGET_WAIT, ELSEWHERE, "raised via API or CLI")
+            elif event.kind == "node_approval_timed_out" and event.node_id:
+                await self._settle(execution_id, event.node_id, GONE, event.message)
             elif event.kind in ("node_approved", "node_rejected") and event.node_id:
                 verb = "approved" if event.kind == "node_approved" else "rejected"
                 await self._settle(execution_id, event.node_id, ELSEWHERE, f"{verb} via API or CLI")
@@ -167,9 +224,15 @@ class ApprovalWatcher:
             )
         if row.notified or row.decision is not None:
             return
-        waiting, preview = await telegram_approvals.waiting_node(
-            self.temporal, self.settings, execution_id, node_id
-        )
+        if node_id == BUDGET_WAIT:
+            waiting, budget, used = await telegram_approvals.budget_wait(
+                self.temporal, self.settings, execution_id
+            )
+            preview = ""
+        else:
+            waiting, preview = await telegram_approvals.waiting_node(
+                self.temporal, self.settings, execution_id, node_id
+            )
         if not waiting:  # decided before we looked (read from the past): nothing to ask
             async with session_scope(self.settings) as session:
                 await telegram_approvals.claim(
@@ -180,11 +243,16 @@ class ApprovalWatcher:
         async with session_scope(self.settings) as session:
             origin = await telegram_progress.origin_chat(session, [execution_id, parent or ""])
         chats = [origin] if origin is not None else self._notify_chats()
-        text = texts.approval(execution_id=execution_id, node_id=node_id, preview=preview, run=parent)
+        if node_id == BUDGET_WAIT:
+            text = budget_text(execution_id=execution_id, budget=budget, used=used, run=parent)
+            markup = budget_keyboard(row.id)
+        else:
+            text = texts.approval(execution_id=execution_id, node_id=node_id, preview=preview, run=parent)
+            markup = keyboards.approval(row.id)
         sent: list[list[int]] = []
         for chat_id in chats:
             try:
-                message = await self.bot.send_message(chat_id, text, reply_markup=keyboards.approval(row.id))
+                message = await self.bot.send_message(chat_id, text, reply_markup=markup)
             except TelegramAPIError as exc:  # e.g. a user who never opened a chat with the bot
                 log.warning("approval prompt for %s not sent to %s: %s", execution_id, chat_id, exc)
                 continue

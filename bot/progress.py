@@ -199,7 +199,7 @@ class RunTracker:
             running = [n for n in running if n != node]
         elif event.kind == "node_waiting_approval" and node is not None and node not in waiting:
             waiting.append(node)
-        elif event.kind in ("node_approved", "node_rejected"):
+        elif event.kind in ("node_approved", "node_rejected", "node_approval_timed_out"):
             waiting = [n for n in waiting if n != node]
         elif event.kind == "execution_resumed":
             # The failed node is open again (retried, patched, or skipped: then node_skipped follows).

@@ -1,7 +1,11 @@
-"""Operator commands: `python -m cli rotate-keys`, `python -m cli rotate-codec-key`.
+"""Operator commands: `python -m cli rotate-keys`, `python -m cli rotate-codec-key`,
+`python -m cli raise-budget EXECUTION_ID MAX_TOKENS`.
 
 Rotating keys: put a new Fernet key first in ENCRYPTION_KEYS (`NEW,OLD`), run `rotate-keys` so
 every stored provider key is re-encrypted with it, then drop OLD from ENCRYPTION_KEYS.
+Raising a token budget: `raise-budget` sends DagWorkflow's `raise_budget_signal` (what
+`temporal workflow signal --name raise_budget_signal` would send) after checking the new budget is
+above what the execution used; an execution paused at its budget (`on_budget: "ask"`) goes on.
 Rotating the payload key: `rotate-codec-key` puts a new key first in CODEC_KEYS; Temporal's
 history cannot be re-encrypted, so older keys stay (they decrypt what they wrote) until every run
 they wrote is past the namespace's retention.
@@ -13,9 +17,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from core.codec import new_codec_key
 from core.crypto import CryptoError, check_keys
 from core.db import dispose_engines, session_scope
+from core.errors import DomainError
 from core.settings import GENERATED_ENV, get_settings
 
 
@@ -44,6 +51,20 @@ def _rotate_codec_key() -> str:
     return f"set CODEC_KEYS={keys} (newest first) for every process, then restart them"
 
 
+async def _raise_budget(execution_id: str, max_tokens: int, comment: str) -> str:
+    from contracts.dag import BudgetRaise  # imported late: keeps `--help` fast
+    from core.temporal import connect
+    from services.dag_executions import signal_raise_budget
+
+    client = await connect(get_settings())
+    request = BudgetRaise(max_tokens_per_run=max_tokens, comment=comment)
+    status = await signal_raise_budget(client, execution_id, request)
+    return (
+        f"signalled {execution_id}: token budget {status.max_tokens_per_run} -> {max_tokens} "
+        f"({status.usage.total_tokens} used)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-codec-key",
         help="put a new key first in CODEC_KEYS (Temporal payloads); older keys keep decrypting",
     )
+    budget = commands.add_parser(
+        "raise-budget",
+        help="raise a DAG execution's token budget (signal); one paused at its budget goes on",
+    )
+    budget.add_argument("execution_id", help="the execution (workflow) id, dag-<dagId>-<shortid>")
+    budget.add_argument("max_tokens", type=int, help="the new max_tokens_per_run, above what was used")
+    budget.add_argument("--comment", default="", help="why (shown in the execution's events)")
     return parser
 
 
@@ -72,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"re-encrypted {count} provider API key(s) with the newest ENCRYPTION_KEYS entry")
     elif args.command == "rotate-codec-key":
         print(_rotate_codec_key())
+    elif args.command == "raise-budget":
+        try:
+            print(asyncio.run(_raise_budget(args.execution_id, args.max_tokens, args.comment)))
+        except (DomainError, ValidationError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

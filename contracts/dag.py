@@ -43,6 +43,14 @@ class RetrySpec(BaseModel):
     backoff: float = Field(default=2.0, ge=1, le=10)
 
 
+MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600
+"""An approval deadline is at most 30 days away: long enough for any person, short enough that an
+unattended run ends."""
+OnApprovalTimeout = Literal["reject", "approve", "fail"]
+"""What a passed approval deadline decides: reject the node (as a person would), approve it, or
+fail it with "approval timed out after N s"."""
+
+
 class NodeSpec(BaseModel):
     """One step: a tool call (`tool` + `input`) or an agent call (`agent` + `prompt`)."""
 
@@ -60,6 +68,13 @@ class NodeSpec(BaseModel):
     retry: RetrySpec | None = Field(default=None, exclude_if=_is_none)
     timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600, exclude_if=_is_none)
     requires_approval: bool = Field(default=False, exclude_if=_is_false)
+    approval_timeout_s: float | None = Field(
+        default=None, gt=0, le=MAX_APPROVAL_TIMEOUT_S, exclude_if=_is_none
+    )
+    """`requires_approval` nodes: stop waiting for a person after this many seconds (a durable
+    timer), and decide by `on_timeout`."""
+    on_timeout: OnApprovalTimeout | None = Field(default=None, exclude_if=_is_none)
+    """What the approval deadline decides; `reject` when a deadline is set and this is not."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> "NodeSpec":
@@ -71,8 +86,26 @@ class NodeSpec(BaseModel):
             raise ValueError(f"agent node {self.id!r} needs a 'prompt'")
         return self
 
+    @model_validator(mode="after")
+    def _approval_deadline_needs_approval(self) -> "NodeSpec":
+        if self.approval_timeout_s is None and self.on_timeout is None:
+            return self
+        if not self.requires_approval:
+            raise ValueError(
+                f"node {self.id!r}: 'approval_timeout_s' and 'on_timeout' need 'requires_approval': true"
+            )
+        if self.approval_timeout_s is None:
+            raise ValueError(f"node {self.id!r}: 'on_timeout' needs 'approval_timeout_s'")
+        return self
+
+    @property
+    def timeout_decision(self) -> OnApprovalTimeout:
+        """What this node's approval deadline decides."""
+        return self.on_timeout or "reject"
+
 
 OnFailure = Literal["suspend", "fail", "continue"]
+OnBudget = Literal["fail", "ask"]
 
 
 class DagSpec(BaseModel):
@@ -83,6 +116,15 @@ class DagSpec(BaseModel):
     params: dict[str, Any] = {}
     max_tokens_per_run: int | None = Field(default=None, gt=0)
     nodes: list[NodeSpec] = Field(min_length=1, max_length=MAX_NODES)
+    on_budget: OnBudget = Field(default="fail", exclude_if=lambda v: v == "fail")
+    """At `max_tokens_per_run`: `fail` the run, or `ask` (pause before starting further nodes
+    until a person raises the budget: `raise_budget`)."""
+
+    @model_validator(mode="after")
+    def _ask_needs_a_budget(self) -> "DagSpec":
+        if self.on_budget == "ask" and self.max_tokens_per_run is None:
+            raise ValueError("on_budget 'ask' needs 'max_tokens_per_run'")
+        return self
 
 
 class NodeStatus(StrEnum):
@@ -139,6 +181,10 @@ class NodeState(BaseModel):
     """Agent nodes: the models that failed for good before the one that answered, in order."""
     waiting_reason: str | None = Field(default=None, exclude_if=_is_none)
     reused: bool = Field(default=False, exclude_if=_is_false)
+    approval_deadline: datetime | None = Field(default=None, exclude_if=_is_none)
+    """While the node waits for approval: when its `approval_timeout_s` runs out."""
+    decided_by: Literal["person", "timeout"] | None = Field(default=None, exclude_if=_is_none)
+    """Who decided the node's approval: a person (REST, Telegram, CLI) or its deadline."""
 
     def node_output(self) -> NodeOutput:
         """What a later execution needs to reuse this node instead of running it again."""
@@ -157,6 +203,11 @@ class DagStatus(BaseModel):
     usage: TokenUsage
     suspended_node: str | None = None
     error: str | None = None
+    max_tokens_per_run: int | None = None
+    """The token budget in force (raised by `raise_budget`), None: no budget."""
+    waiting_reason: str | None = None
+    """Why a suspended execution starts no further node when no failed node is the reason:
+    "token budget reached: used X of Y" (`on_budget: ask`)."""
 
 
 class DagResult(BaseModel):
@@ -227,6 +278,9 @@ DagEventKind = Literal[
     "node_failed",
     "node_skipped",
     "node_cancelled",
+    "node_approval_timed_out",
+    "execution_budget_reached",
+    "execution_budget_raised",
 ]
 
 
@@ -272,6 +326,7 @@ class CarriedNode(BaseModel):
     fb: list[ModelFailure] | None = Field(default=None, exclude_if=_is_none)
     u: TokenUsage | None = Field(default=None, exclude_if=_is_none)
     ru: bool = Field(default=False, exclude_if=_is_false)
+    d: Literal["person", "timeout"] | None = Field(default=None, exclude_if=_is_none)
 
 
 class DagCarry(BaseModel):
@@ -289,6 +344,8 @@ class DagCarry(BaseModel):
     next of `nodes`) or `F` (the same, and no node depends on it)."""
     time_base_ms: int = 0
     """Carried `t0`/`t1` are milliseconds after this epoch millisecond (0: plain epoch ms)."""
+    approval_deadlines: dict[str, int] = Field(default_factory=dict, exclude_if=_is_empty)
+    """Epoch ms at which the approval of a node still waiting runs out: the next run keeps it."""
 
 
 class RunDagInput(BaseModel):
@@ -305,3 +362,15 @@ class RunDagInput(BaseModel):
     nodes_per_run: int | None = Field(default=None, ge=1)
     """Continue-as-new after this many node completions in one run even when Temporal does not
     suggest it yet (tests and very chatty DAGs); None: only when suggested."""
+
+
+MAX_TOKENS_BUDGET = 2**53
+"""The largest token budget a raise may set (an integer JSON carries exactly)."""
+
+
+class BudgetRaise(BaseModel):
+    """`raise_budget`: let an execution go on with a larger token budget, which must be above
+    what the execution has used so far."""
+
+    max_tokens_per_run: int = Field(gt=0, le=MAX_TOKENS_BUDGET)
+    comment: str = Field(default="", max_length=2000)

@@ -24,10 +24,25 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
-from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, NodeOutput, NodeState, RunDagInput
+from contracts.dag import (
+    ApprovalDecision,
+    BudgetRaise,
+    DagStatus,
+    ExecutionStatus,
+    NodeOutput,
+    NodeState,
+    RunDagInput,
+)
 from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.usage import TokenUsage
-from contracts.workflow_names import DAG_APPROVE_UPDATE, DAG_REJECT_UPDATE, DAG_STATUS_QUERY, DAG_WORKFLOW
+from contracts.workflow_names import (
+    DAG_APPROVE_UPDATE,
+    DAG_RAISE_BUDGET_SIGNAL,
+    DAG_RAISE_BUDGET_UPDATE,
+    DAG_REJECT_UPDATE,
+    DAG_STATUS_QUERY,
+    DAG_WORKFLOW,
+)
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services import dag_event_stream, dags
@@ -58,6 +73,10 @@ class ExecutionDetail(BaseModel):
     usage: TokenUsage
     suspended_node: str | None = None
     error: str | None = None
+    max_tokens_per_run: int | None = None
+    """The token budget in force (the DAG's, or a raised one)."""
+    waiting_reason: str | None = None
+    """Why a suspended execution waits besides a failed node: "token budget reached: used X of Y"."""
     started_at: datetime | None
     closed_at: datetime | None
     web_ui_url: str
@@ -213,6 +232,8 @@ async def _detail(
         usage=live.usage if live else TokenUsage(),
         suspended_node=live.suspended_node if live and not closed else None,
         error=error,
+        max_tokens_per_run=live.max_tokens_per_run if live else None,
+        waiting_reason=live.waiting_reason if live and not closed else None,
         started_at=description.start_time,
         closed_at=description.close_time,
         web_ui_url=settings.workflow_ui_url(execution_id),
@@ -236,11 +257,51 @@ async def decide(
     client: Client, execution_id: str, decision: ApprovalDecision, *, approve: bool
 ) -> DagStatus:
     """Approve or reject a node that waits for approval (a validated update)."""
-    handle = handle_of(client, execution_id)
     update = DAG_APPROVE_UPDATE if approve else DAG_REJECT_UPDATE
     doing = "approve" if approve else "reject"
+    return await _update_then_status(client, execution_id, update, decision, doing=doing)
+
+
+async def raise_budget(client: Client, execution_id: str, request: BudgetRaise) -> DagStatus:
+    """Set a larger token budget (a validated update: it must be above what the execution used);
+    an execution paused at its budget (`on_budget: ask`) goes on."""
+    return await _update_then_status(
+        client, execution_id, DAG_RAISE_BUDGET_UPDATE, request, doing="raise the token budget"
+    )
+
+
+async def signal_raise_budget(client: Client, execution_id: str, request: BudgetRaise) -> DagStatus:
+    """The same raise as a signal (what `temporal workflow signal` sends, for the CLI). A signal
+    cannot answer, so the status is checked first; the workflow ignores an invalid one anyway.
+    Answers the status the raise was checked against."""
+    description = await describe(client, execution_id)
+    if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+        raise Conflict(f"cannot raise the token budget: DAG execution {execution_id} is closed")
+    handle = client.get_workflow_handle(execution_id, run_id=description.run_id)
+    status = await query_status(handle)
+    if status is None:
+        raise query_error(WorkflowQueryFailedError("no answer"), workflow_id=execution_id)
+    if status.max_tokens_per_run is None:
+        raise Conflict(f"DAG execution {execution_id} has no token budget to raise")
+    used = status.usage.total_tokens
+    if request.max_tokens_per_run <= used:
+        raise Conflict(
+            f"max_tokens_per_run must be above the {used} tokens this execution has used "
+            f"(asked for {request.max_tokens_per_run})"
+        )
     try:
-        await handle.execute_update(update, decision)
+        await client.get_workflow_handle(execution_id).signal(DAG_RAISE_BUDGET_SIGNAL, request)
+    except RPCError as exc:
+        raise await closed_conflict(client, execution_id, "raise the token budget") from exc
+    return status
+
+
+async def _update_then_status(
+    client: Client, execution_id: str, update: str, argument: BaseModel, *, doing: str
+) -> DagStatus:
+    handle = handle_of(client, execution_id)
+    try:
+        await handle.execute_update(update, argument)
     except WorkflowUpdateFailedError as exc:
         raise update_error(exc, workflow_id=execution_id) from None
     except RPCError as exc:

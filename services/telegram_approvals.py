@@ -5,6 +5,11 @@ offset), so a restarted bot that reads the same event again sends nothing twice.
 opaque id travels in the buttons' callback data; the decision is claimed with a conditional
 update, so of two presses exactly one signals the workflow. The signal itself goes through
 `services.dag_executions.decide`, the same call as REST's approve/reject.
+
+An execution paused at its token budget (`on_budget: "ask"`) gets a prompt the same way, from its
+`execution_budget_reached` event, under the node id `BUDGET_WAIT` (no node can have it): "Raise
+budget x2" goes through `services.dag_executions.raise_budget` (REST's `POST .../budget`), "Stop"
+through `cancel`.
 """
 
 import json
@@ -31,6 +36,11 @@ APPROVED = "approved"
 REJECTED = "rejected"
 ELSEWHERE = "elsewhere"
 GONE = "gone"
+RAISED = "raised"
+STOPPED = "stopped"
+"""A budget prompt's decisions: the budget was raised, or the run stopped (cancelled)."""
+BUDGET_WAIT = "@budget"
+"""The node id of a budget prompt: node ids start with a letter or `_`, so none collides."""
 
 
 def new_id() -> str:
@@ -211,3 +221,22 @@ def _preview(raw: Any, params: dict[str, Any], outputs: dict[str, NodeOutput]) -
         value = raw
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1, default=str)
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+# ---------------------------------------------------------------------------- token budget
+
+
+def raised_budget(budget: int, used: int) -> int:
+    """What "Raise budget x2" asks for: twice the budget, and always the budget again above what
+    was used (nodes running in parallel can overshoot a budget)."""
+    return budget * 2 if budget * 2 > used else used + budget
+
+
+async def budget_wait(client: Client, settings: Settings, execution_id: str) -> tuple[bool, int | None, int]:
+    """Whether the execution still waits at its token budget, its budget and the tokens used."""
+    try:
+        detail = await dag_executions.get_execution(client, settings, execution_id)
+    except DomainError:
+        return False, None, 0
+    waiting = detail.waiting_reason is not None and detail.max_tokens_per_run is not None
+    return waiting, detail.max_tokens_per_run, detail.usage.total_tokens

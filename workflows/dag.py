@@ -15,6 +15,12 @@ Failure semantics:
   cancelled, unstarted ones skipped, the execution fails), `continue` (dependents are skipped,
   independent nodes go on; the execution still ends failed).
 - A retried node that needs approval asks for approval again.
+- A node's `approval_timeout_s` bounds its wait with a durable timer; when nobody decided by then,
+  `on_timeout` does: `reject` (as a person would), `approve`, or `fail` ("approval timed out after
+  N s"); the node's `decided_by` says "timeout" and the stream has `node_approval_timed_out`.
+- `max_tokens_per_run` with `on_budget: ask`: once the run has used its budget, no further node
+  starts (running ones finish); the execution is suspended with a `waiting_reason` until
+  `raise_budget` sets a budget above what was used, or it is cancelled.
 - The final failure raises `ApplicationError(type="DagFailed" | "TokenBudgetExceeded")` only after
   every node state is final, so the `status` query answers from the closed workflow too.
 """
@@ -30,6 +36,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from contracts import errors
 from contracts.dag import (
     ApprovalDecision,
+    BudgetRaise,
     DagCarry,
     DagResult,
     DagStatus,
@@ -42,6 +49,8 @@ from contracts.search import DAG_STATUS, RUN_KIND_DAG
 from contracts.workflow_names import (
     DAG_APPROVE_SIGNAL,
     DAG_APPROVE_UPDATE,
+    DAG_RAISE_BUDGET_SIGNAL,
+    DAG_RAISE_BUDGET_UPDATE,
     DAG_REJECT_SIGNAL,
     DAG_REJECT_UPDATE,
     DAG_RESUME_UPDATE,
@@ -51,6 +60,8 @@ from contracts.workflow_names import (
 from workflows.agent_runs import provider_failure
 from workflows.dag_control import DagControl
 from workflows.dag_events import DagEvents, report_progress
+from workflows.dag_graph import APPROVAL_DEADLINE_PATCH as APPROVAL_DEADLINE_PATCH
+from workflows.dag_graph import BUDGET_ASK_PATCH as BUDGET_ASK_PATCH
 from workflows.dag_graph import DagGraph
 from workflows.dag_launcher import NodeLauncher
 from workflows.dag_nodes import NodeRunner, describe
@@ -88,7 +99,12 @@ class DagWorkflow:
         self._events = DagEvents(self._stream, seq=self._carry.event_seq)
         spec = params.spec
         self._graph = DagGraph(
-            spec, self._carry, self._events, on_failure=spec.on_failure, max_tokens=spec.max_tokens_per_run
+            spec,
+            self._carry,
+            self._events,
+            on_failure=spec.on_failure,
+            max_tokens=spec.max_tokens_per_run,
+            on_budget=spec.on_budget,
         )
         self._agents = dict(params.agents or {})
         self._runner = NodeRunner(
@@ -102,6 +118,7 @@ class DagWorkflow:
         self._error: str | None = None
         self._draining = False
         self._dirty = False
+        self._budget_wait = False
 
     def _wake(self) -> None:
         self._dirty = True
@@ -192,6 +209,7 @@ class DagWorkflow:
                 self._events.publish(
                     "execution_suspended", node_id=node_id, status=self._status, message=message
                 )
+            self._hold_at_budget()
             self._report()
             if not (self._launcher.tasks or graph.ready or graph.awaiting_resume or graph.waiting_approval):
                 return
@@ -201,6 +219,7 @@ class DagWorkflow:
                     await self._continue_as_new(params)
             if self._status == ExecutionStatus.running and not self._draining:
                 self._launcher.launch()
+            self._control.arm_deadlines()
             if self._status == ExecutionStatus.running and not self._draining and self._launcher.break_due():
                 # Close this workflow task: its local activities are done, more are ready.
                 with contextlib.suppress(TimeoutError):
@@ -212,9 +231,20 @@ class DagWorkflow:
     def _continue_as_new_due(self, params: RunDagInput) -> bool:
         limit = params.nodes_per_run
         reached = limit is not None and self._graph.finished_this_run >= limit
+        if self._budget_wait:
+            return False  # one pause, one prompt: the run continues as new after the raise
         if reached or workflow.info().is_continue_as_new_suggested():
             return self._graph.done + len(self._launcher.tasks) < len(self._graph.nodes)
         return False
+
+    def _hold_at_budget(self) -> None:
+        """`on_budget: ask`: pause before a further node would start past the budget."""
+        graph = self._graph
+        if self._budget_wait or not graph.ready or not graph.budget_reached():
+            return
+        self._budget_wait = True
+        self._set_status(ExecutionStatus.suspended)
+        self._events.publish("execution_budget_reached", status=self._status, message=graph.budget_reason())
 
     # ---------------------------------------------------------------- nodes
 
@@ -275,6 +305,8 @@ class DagWorkflow:
             usage=graph.usage,
             suspended_node=graph.awaiting_resume[0] if graph.awaiting_resume else None,
             error=self._error,
+            max_tokens_per_run=graph.max_tokens,
+            waiting_reason=graph.budget_reason() if self._budget_wait else None,
         )
 
     @workflow.update(name=DAG_APPROVE_UPDATE)
@@ -310,7 +342,7 @@ class DagWorkflow:
     @workflow.update(name=DAG_RESUME_UPDATE)
     def resume(self, request: ResumeRequest) -> None:
         """Un-suspend: retry the failed node, skip it (and its dependents), or patch and retry it."""
-        if self._control.resume(request):
+        if self._control.resume(request) and not self._budget_wait:
             self._set_status(ExecutionStatus.running)
         self._events.publish(
             "execution_resumed", node_id=request.node_id, status=self._status, message=request.action
@@ -319,3 +351,35 @@ class DagWorkflow:
     @resume.validator
     def _validate_resume(self, request: ResumeRequest) -> None:
         self._control.check_resume(request)
+
+    @workflow.update(name=DAG_RAISE_BUDGET_UPDATE)
+    def raise_budget(self, request: BudgetRaise) -> None:
+        """Set a larger token budget; an execution paused at its budget goes on."""
+        self._raise_budget(request)
+
+    @raise_budget.validator
+    def _validate_raise_budget(self, request: BudgetRaise) -> None:
+        self._control.check_raise(request)
+
+    @workflow.signal(name=DAG_RAISE_BUDGET_SIGNAL)
+    def raise_budget_signal(self, request: BudgetRaise) -> None:
+        """`raise_budget` for `temporal workflow signal`; an invalid one is logged and ignored."""
+        try:
+            self._control.check_raise(request)
+        except ApplicationError as exc:
+            workflow.logger.warning("raise_budget_signal ignored: %s", exc.message)
+            return
+        self._raise_budget(request)
+
+    def _raise_budget(self, request: BudgetRaise) -> None:
+        self._control.raise_budget(request)
+        if self._budget_wait and not self._graph.budget_reached():
+            self._budget_wait = False
+            if not self._graph.awaiting_resume:
+                self._set_status(ExecutionStatus.running)
+        message = f"token budget raised to {request.max_tokens_per_run}"
+        self._events.publish(
+            "execution_budget_raised",
+            status=self._status,
+            message=f"{message}: {request.comment}" if request.comment else message,
+        )

@@ -1,15 +1,23 @@
 """What people do to a running DagWorkflow: approve or reject a waiting node, resume a suspended
-execution. The workflow's update, validator and signal handlers delegate here."""
+execution, raise the token budget. The workflow's update, validator and signal handlers delegate
+here. A node's approval deadline (`approval_timeout_s`) is a durable timer per wait, cancelled
+when a person decides first; when it fires, `on_timeout` decides in their place."""
 
+import asyncio
 from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from contracts import errors
-from contracts.dag import ApprovalDecision, NodeStatus, ResumeRequest
+from contracts.dag import ApprovalDecision, BudgetRaise, NodeState, NodeStatus, ResumeRequest
 from workflows.dag_events import DagEvents
 from workflows.dag_graph import DagGraph
+
+MIN_TIMER_S = 0.001
+"""A deadline already past when its timer is armed (carried over continue-as-new) fires at once."""
 
 
 class DagControl:
@@ -19,6 +27,7 @@ class DagControl:
         self._graph = graph
         self._events = events
         self._wake = wake
+        self._deadlines: dict[str, asyncio.Task[None]] = {}
 
     def check_waiting(self, decision: ApprovalDecision) -> None:
         state = self._graph.nodes.get(decision.node_id)
@@ -39,28 +48,97 @@ class DagControl:
             return False
         return True
 
-    def approve(self, decision: ApprovalDecision) -> None:
+    def approve(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         graph = self._graph
         node_id = decision.node_id
-        graph.waiting_approval.discard(node_id)
+        state = self._end_wait(node_id, by)
         graph.approved.add(node_id)
-        state = graph.nodes[node_id]
         state.status = NodeStatus.pending
-        state.waiting_reason = None
         graph.ready.appendleft(node_id)
         self._events.publish("node_approved", node_id=node_id, status=state.status, message=decision.comment)
         self._wake()
 
-    def reject(self, decision: ApprovalDecision) -> None:
-        graph = self._graph
+    def reject(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         node_id = decision.node_id
-        graph.waiting_approval.discard(node_id)
-        state = graph.nodes[node_id]
+        state = self._end_wait(node_id, by)
         state.status = NodeStatus.failed
-        state.waiting_reason = None
         state.error = f"rejected: {decision.comment}" if decision.comment else "rejected"
         self._events.publish("node_rejected", node_id=node_id, status=state.status, message=decision.comment)
-        graph.mark_finished(node_id)
+        self._graph.mark_finished(node_id)
+        self._wake()
+
+    def _end_wait(self, node_id: str, by: Literal["person", "timeout"]) -> NodeState:
+        self._graph.waiting_approval.discard(node_id)
+        deadline = self._deadlines.pop(node_id, None)
+        if deadline is not None and by == "person":
+            deadline.cancel()  # cancels its timer
+        state = self._graph.nodes[node_id]
+        state.waiting_reason = None
+        state.approval_deadline = None
+        state.decided_by = by
+        return state
+
+    # ---------------------------------------------------------------- approval deadlines
+
+    def arm_deadlines(self) -> None:
+        """Start a timer for every node that just began waiting with a deadline."""
+        graph = self._graph
+        while graph.deadlines_due:
+            node_id = graph.deadlines_due.pop()
+            deadline = graph.nodes[node_id].approval_deadline
+            if deadline is None or graph.nodes[node_id].status != NodeStatus.waiting_approval:
+                continue
+            self._deadlines[node_id] = asyncio.create_task(self._expire_at(node_id, deadline))
+
+    async def _expire_at(self, node_id: str, deadline: datetime) -> None:
+        left = (deadline - workflow.now()).total_seconds()
+        await workflow.sleep(max(left, MIN_TIMER_S), summary=f"approval deadline of node {node_id}")
+        if self._graph.nodes[node_id].approval_deadline == deadline:  # still this wait
+            self.expire(node_id)
+
+    def expire(self, node_id: str) -> None:
+        """The deadline passed with nobody deciding: `on_timeout` decides."""
+        graph = self._graph
+        state = graph.nodes[node_id]
+        if state.status != NodeStatus.waiting_approval:
+            return
+        spec = graph.specs[node_id]
+        decision = spec.timeout_decision
+        timed_out = f"approval timed out after {spec.approval_timeout_s:g} s"
+        self._events.publish(
+            "node_approval_timed_out",
+            node_id=node_id,
+            status=state.status,
+            message=f"{timed_out}: {decision}",
+        )
+        if decision == "approve":
+            self.approve(ApprovalDecision(node_id=node_id, comment=timed_out), by="timeout")
+        elif decision == "reject":
+            self.reject(ApprovalDecision(node_id=node_id, comment=timed_out), by="timeout")
+        else:
+            state = self._end_wait(node_id, "timeout")
+            state.status = NodeStatus.failed
+            state.error = timed_out
+            graph.mark_finished(node_id)
+            self._wake()
+
+    # ---------------------------------------------------------------- token budget
+
+    def check_raise(self, request: BudgetRaise) -> None:
+        graph = self._graph
+        if graph.max_tokens is None:
+            raise ApplicationError("this execution has no token budget to raise", type=errors.NO_TOKEN_BUDGET)
+        used = graph.usage.total_tokens
+        if request.max_tokens_per_run <= used:
+            raise ApplicationError(
+                f"max_tokens_per_run must be above the {used} tokens this execution has used "
+                f"(asked for {request.max_tokens_per_run})",
+                type=errors.BUDGET_TOO_LOW,
+            )
+
+    def raise_budget(self, request: BudgetRaise) -> None:
+        """Apply a validated raise; the workflow's loop lifts a pause at the budget."""
+        self._graph.max_tokens = request.max_tokens_per_run
         self._wake()
 
     def check_resume(self, request: ResumeRequest) -> None:

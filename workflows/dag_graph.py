@@ -7,6 +7,7 @@ finished nodes travel compactly (see `DagCarry.layout`).
 """
 
 from collections import deque
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -20,6 +21,7 @@ from contracts.dag import (
     NodeSpec,
     NodeState,
     NodeStatus,
+    OnBudget,
     OnFailure,
 )
 from contracts.usage import TokenUsage
@@ -27,6 +29,11 @@ from workflows.dag_events import DagEvents
 from workflows.dag_state import children_of, compact, epoch_ms, expand, json_size, topological_order
 
 BROKEN = TERMINAL_NODE_STATUSES - {NodeStatus.succeeded}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+APPROVAL_DEADLINE_PATCH = "approval-deadline"
+"""Since this patch a node's `approval_timeout_s` starts a durable timer when it waits."""
+BUDGET_ASK_PATCH = "token-budget-ask"
+"""Since this patch `on_budget: ask` pauses at the token budget instead of failing the run."""
 
 
 class DagGraph:
@@ -40,6 +47,7 @@ class DagGraph:
         *,
         on_failure: OnFailure,
         max_tokens: int | None,
+        on_budget: OnBudget = "fail",
     ) -> None:
         self.events = events
         self.specs: dict[str, NodeSpec] = {node.id: node for node in spec.nodes}
@@ -59,7 +67,15 @@ class DagGraph:
         self.done = 0
         self.finished_this_run = 0
         self._on_failure = on_failure
-        self._max_tokens = max_tokens
+        self.max_tokens = max_tokens
+        """The token budget in force: the spec's, or what `raise_budget` set."""
+        self._on_budget = on_budget
+        self._asks: bool | None = None
+        self._carried_deadlines = {
+            node_id: EPOCH + timedelta(milliseconds=ms) for node_id, ms in carry.approval_deadlines.items()
+        }
+        self.deadlines_due: list[str] = []
+        """Nodes that just started waiting with a deadline: the workflow arms their timers."""
 
     def _restore(self, spec: DagSpec, carry: DagCarry) -> None:
         base = carry.time_base_ms
@@ -118,8 +134,18 @@ class DagGraph:
         state = self.nodes[node_id]
         state.status = NodeStatus.waiting_approval
         state.waiting_reason = "approval"
+        state.decided_by = None
         self.waiting_approval.add(node_id)
-        self.events.publish("node_waiting_approval", node_id=node_id, status=state.status)
+        message = ""
+        timeout = self.specs[node_id].approval_timeout_s
+        if timeout is not None and workflow.patched(APPROVAL_DEADLINE_PATCH):
+            carried = self._carried_deadlines.pop(node_id, None)
+            deadline = carried or workflow.now() + timedelta(seconds=timeout)
+            state.approval_deadline = deadline
+            self.deadlines_due.append(node_id)
+            decision = self.specs[node_id].timeout_decision
+            message = f"until {deadline.isoformat(timespec='milliseconds')}, then {decision}"
+        self.events.publish("node_waiting_approval", node_id=node_id, status=state.status, message=message)
         return True
 
     def mark_running(self, node_id: str) -> NodeState:
@@ -166,12 +192,32 @@ class DagGraph:
             self.waiting_deps[child] -= 1
             if self.waiting_deps[child] == 0:
                 self.ready.append(child)
-        budget = self._max_tokens
-        if budget is not None and self.usage.total_tokens > budget and self.fatal is None:
+        budget = self.max_tokens
+        if budget is not None and self.usage.total_tokens > budget and self.fatal is None and not self.asks():
             self.fatal = (
                 errors.TOKEN_BUDGET_EXCEEDED,
                 f"token budget exceeded: {self.usage.total_tokens} > {budget} tokens",
             )
+
+    def asks(self) -> bool:
+        """Whether the budget asks a person instead of failing (patched: histories from before
+        `on_budget` fail the way they did)."""
+        if self._asks is None:
+            self._asks = self._on_budget == "ask" and workflow.patched(BUDGET_ASK_PATCH)
+        return self._asks
+
+    def budget_reached(self) -> bool:
+        """An `on_budget: ask` run has used its whole budget: no further node may start."""
+        budget = self.max_tokens
+        return (
+            self._on_budget == "ask"
+            and budget is not None
+            and self.usage.total_tokens >= budget
+            and self.asks()
+        )
+
+    def budget_reason(self) -> str:
+        return f"token budget reached: used {self.usage.total_tokens} of {self.max_tokens}"
 
     def _on_node_failure(self, node_id: str) -> None:
         if self._on_failure == "fail":
@@ -205,6 +251,7 @@ class DagGraph:
                 state.status = status
                 state.error = reason
                 state.waiting_reason = None
+                state.approval_deadline = None
         self.ready.clear()
         self.waiting_approval.clear()
         self.done = self.count_done()
@@ -252,7 +299,18 @@ class DagGraph:
                 unfinished.append(self.specs[node_id])
                 layout.append("s")
         trimmed = spec.model_copy(update={"nodes": unfinished})
+        if self.max_tokens != spec.max_tokens_per_run:  # raised: the next run keeps the raise
+            trimmed = trimmed.model_copy(update={"max_tokens_per_run": self.max_tokens})
+        deadlines: dict[str, int] = {}
+        for node_id in sorted(self.waiting_approval):
+            deadline = self.nodes[node_id].approval_deadline
+            if deadline is not None:  # exact milliseconds: the next run shows the same deadline
+                deadlines[node_id] = (deadline - EPOCH) // timedelta(milliseconds=1)
         carry = DagCarry(
-            nodes=carried, approved=sorted(self.approved), layout="".join(layout), time_base_ms=base
+            nodes=carried,
+            approved=sorted(self.approved),
+            layout="".join(layout),
+            time_base_ms=base,
+            approval_deadlines=deadlines,
         )
         return trimmed, carry

@@ -89,6 +89,7 @@ def compact(state: NodeState, *, base_ms: int = 0) -> CarriedNode:
         fb=state.fallback_from or None,
         u=usage,
         ru=state.reused,
+        d=state.decided_by,
     )
 
 
@@ -108,4 +109,5 @@ def expand(node: CarriedNode, *, base_ms: int = 0) -> NodeState:
         fallback_from=node.fb or [],
         usage=node.u or TokenUsage(),
         reused=node.ru,
+        decided_by=node.d,
     )

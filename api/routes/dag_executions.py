@@ -10,7 +10,15 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
-from contracts.dag import ApprovalDecision, DagStatus, ExecutionStatus, ForkRequest, NodeState, ResumeRequest
+from contracts.dag import (
+    ApprovalDecision,
+    BudgetRaise,
+    DagStatus,
+    ExecutionStatus,
+    ForkRequest,
+    NodeState,
+    ResumeRequest,
+)
 from services import dag_event_stream, dag_fork, dag_resume
 from services import dag_executions as service
 from services.dag_event_stream import Gap
@@ -118,6 +126,13 @@ async def approve(execution_id: ExecutionId, decision: ApprovalDecision, client:
 async def reject(execution_id: ExecutionId, decision: ApprovalDecision, client: TemporalDep) -> DagStatus:
     """Reject a node waiting for approval (it fails; `on_failure` decides what follows)."""
     return await _decide(execution_id, decision, client, approve=False)
+
+
+@router.post("/dag-executions/{execution_id}/budget")
+async def raise_budget(execution_id: ExecutionId, request: BudgetRaise, client: TemporalDep) -> DagStatus:
+    """Set a larger token budget, above the tokens used so far (else 409); an execution paused at
+    its budget (`on_budget: "ask"`) goes on. The answer is the status after the raise."""
+    return await service.raise_budget(client, execution_id, request)
 
 
 @router.post("/dag-executions/{execution_id}/cancel", status_code=status.HTTP_202_ACCEPTED)

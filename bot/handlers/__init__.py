@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.handlers import agents, approvals, errors, goals, intake, lists, runs, start, tasks
+from bot.handlers import agents, approvals, budget, errors, goals, intake, lists, runs, start, tasks
 
 
 def routers() -> list[Router]:
@@ -16,6 +16,7 @@ def routers() -> list[Router]:
         lists.router(),
         tasks.router(),
         approvals.router(),
+        budget.router(),
         intake.router(),
         errors.router(),
     ]
