@@ -1,7 +1,8 @@
 """`on_budget: "ask"`: a run that has used its token budget starts no further node until a person
 raises the budget above what was used (`raise_budget` update or signal); `fail` is unchanged.
 
-Record the kept history again with `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_budget_ask.py`.
+Record the kept history again with
+`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_dag_budget_ask.py`.
 """
 
 import asyncio
