@@ -65,6 +65,7 @@ from workflows.dag_graph import BUDGET_ASK_PATCH as BUDGET_ASK_PATCH
 from workflows.dag_graph import DagGraph
 from workflows.dag_launcher import NodeLauncher
 from workflows.dag_nodes import NodeRunner, describe
+from workflows.dag_patches import decide_up_front
 from workflows.store_options import STORE_TIMEOUT
 from workflows.usage import record_usage
 
@@ -129,6 +130,7 @@ class DagWorkflow:
     async def run(self, params: RunDagInput) -> DagResult:
         """Drive the DAG to a final state; see the module docstring for failure semantics."""
         graph = self._graph
+        decide_up_front(ARCHIVE_EVENTS_PATCH, PIN_LOCAL_PATCH, STATUS_ATTRIBUTE_PATCH)  # before any LA
         self._upsert_status()
         if self._fresh:
             self._events.publish("execution_started", message=params.spec.name)

@@ -4,6 +4,10 @@ A run records its own tokens once, when it closes, whatever way it closes. A chi
 DAG, an experiment's cells) records nothing: its parent's total includes it, so nothing is
 counted twice. Goal runs and agent tasks record through their own code (shipped before this
 helper); the runs added later record here, behind one patch so their older histories replay.
+
+A workflow that runs local activities must decide `USAGE_PATCH` in its first activation, as
+DagWorkflow does (`workflows/dag_patches.py`): asked first here, right after a local activity
+resolved, the patch can come before its marker on replay and fail it.
 """
 
 from typing import Literal

@@ -233,7 +233,9 @@ async def test_without_fallbacks_a_401_fails_the_node_as_before(
     assert (node.answered_by, node.fallback_from) == (None, [])
     assert len(fake_llm.calls(agent["model"])) == 1
     history = await handle.fetch_history()
-    assert FALLBACKS_PATCH not in await _patches_of(history)  # a version without fallbacks: as before
+    # The patch marker is there (a DAG run decides every patch up front, workflows/dag_patches.py);
+    # no fallback ran, as before: one request, no fallback_from.
+    assert FALLBACKS_PATCH in await _patches_of(history)
     await replayer(DagWorkflow).replay_workflow(history)
 
 

@@ -17,12 +17,13 @@ from temporalio.client import WorkflowHistory
 from contracts import workflow_names
 from tests.workflows.replay import HISTORIES, load, replayer
 from worker import WORKFLOWS
-from workflows import agent_runs, dag, dag_launcher, dag_nodes, goal, usage
+from workflows import agent_runs, dag, dag_launcher, dag_nodes, dag_patches, goal, usage
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
 
 PATCH_TYPES: dict[str, set[str]] = {
     dag_nodes.NODE_ACTIVITY_IDS: {workflow_names.DAG_WORKFLOW},
+    dag_patches.UP_FRONT_PATCH: {workflow_names.DAG_WORKFLOW},
     dag_launcher.LOCAL_TASK_BYTES_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.STATUS_ATTRIBUTE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
@@ -83,7 +84,8 @@ def _patch_calls() -> set[str]:
                 and node.func.attr == "patched"
                 and node.args
                 and isinstance(node.args[0], ast.Name)
-                and node.args[0].id != "local_patch"  # store_call's parameter: its callers name it
+                # store_call's and decide_up_front's parameters: their callers name them
+                and node.args[0].id not in ("local_patch", "patch_id")
             ):
                 names.add(node.args[0].id)
             if isinstance(node, ast.Call):  # store_call(..., local_patch=NAME) checks NAME
@@ -118,6 +120,7 @@ def test_every_patch_in_the_code_is_listed_here() -> None:
         "dag": dag,
         "dag_launcher": dag_launcher,
         "dag_nodes": dag_nodes,
+        "dag_patches": dag_patches,
         "goal": goal,
         "usage": usage,
     }
