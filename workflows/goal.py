@@ -48,7 +48,7 @@ from contracts.planning import PLAN_INVALID, PlanFailure, PlanResult
 from contracts.search import search_attributes
 from contracts.usage import TokenUsage
 from contracts.workflow_names import GOAL_STEPS_QUERY, GOAL_WORKFLOW
-from workflows.agent_runs import run_agent
+from workflows.agent_runs import FALLBACKS_PATCH, ONE_ACTIVITY_PATCH, run_agent
 from workflows.dag import DagWorkflow
 from workflows.frozen_plans import (
     count_plan_outcome,
@@ -87,6 +87,25 @@ validated plan, and counts each run's outcome against the version (patched: a ru
 before it replays planning as it did)."""
 
 """Database activities: a few quick retries, then a clear failure instead of retrying forever."""
+
+
+def _decide_patches_up_front() -> None:
+    """Since `goal-store-local`, ask every patch a goal run consults in its first activation.
+
+    Replay answers `workflow.patched` from the markers of the workflow task it replays; right
+    after a local activity, a `steps` query answered while it ran can put the live run's next
+    patch marker one task later than replay reaches it (see workflows/dag_patches.py). The first
+    activation precedes every local activity, so there live and replay agree, and the SDK keeps
+    each answer for the run. Histories recorded before `goal-store-local` ask where they did."""
+    if workflow.patched(STORE_LOCAL_PATCH):
+        for patch_id in (
+            FROZEN_PLAN_PATCH,
+            DEGRADE_PATCH,
+            SUMMARY_PATCH,
+            ONE_ACTIVITY_PATCH,
+            FALLBACKS_PATCH,
+        ):
+            workflow.patched(patch_id)
 
 
 def _fail(message: str, kind: str) -> ApplicationError:
@@ -158,6 +177,7 @@ class GoalWorkflow:
     @workflow.run
     async def run(self, params: GoalRunInput) -> GoalRunResult:
         self._progress.goal_id = params.goal_id
+        _decide_patches_up_front()  # before the first local activity
         agent_name: str | None = None
         try:
             loaded = await store_call(

@@ -39,7 +39,11 @@ PATCH_TYPES: dict[str, set[str]] = {
         workflow_names.AGENT_TEST_WORKFLOW,
         workflow_names.GOAL_WORKFLOW,
     },
-    agent_runs.FALLBACKS_PATCH: {workflow_names.DAG_WORKFLOW, workflow_names.AGENT_TEST_WORKFLOW},
+    agent_runs.FALLBACKS_PATCH: {
+        workflow_names.DAG_WORKFLOW,
+        workflow_names.AGENT_TEST_WORKFLOW,
+        workflow_names.GOAL_WORKFLOW,
+    },
     usage.USAGE_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.PLANNER_WORKFLOW,
