@@ -274,8 +274,7 @@ async def test_a_fork_that_continues_as_new_keeps_its_origin_and_link(
         task_queue=settings.task_queue,
         search_attributes=search_attributes(dag_id=str(dag["id"]), run_kind=RUN_KIND_DAG),
     )
-    # Awaited, not polled: a status query that lands while a continued run's local activity runs
-    # leaves a history whose later status query fails to replay (a separate, known defect).
+    # Polling while it runs is covered in tests/workflows/test_usage_marker_queries.py.
     await origin.result()
 
     response = await _fork(api, origin_id, {"from_node": "y", "patch": {"y": {"input": {"value": "Y2"}}}})
