@@ -3,7 +3,7 @@ the same run is made on its next fallback, each try its own activities; the node
 the model that answered; an output that fails its schema gets one repair request first.
 
 Record the kept history again (after a deliberate, patched change) with
-`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_agent_fallbacks.py`.
+`GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_agent_run_fallbacks.py`.
 """
 
 import uuid
