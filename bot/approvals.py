@@ -17,17 +17,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from bot import keyboards, texts
 from bot.shield import to_the_end
 from core.db import session_scope
+from core.errors import Conflict, Invalid, NotFound
 from core.models import TelegramApproval
 from core.settings import Settings
 from services import dag_event_stream, telegram_approvals, telegram_progress
@@ -110,6 +113,37 @@ async def show_decision(bot: Bot, row: TelegramApproval, *, pressed: tuple[int, 
             await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=None)
         except TelegramBadRequest as exc:  # deleted meanwhile, or already shows it
             log.info("approval message %s/%s not edited: %s", chat_id, message_id, exc.message)
+
+
+def pressed_message(query: CallbackQuery) -> tuple[int, int] | None:
+    """The chat and message whose button was pressed, for `show_decision`."""
+    message = query.message
+    return (message.chat.id, message.message_id) if message is not None else None
+
+
+async def deliver(
+    bot: Bot,
+    session: AsyncSession,
+    query: CallbackQuery,
+    claimed: TelegramApproval,
+    act: Callable[[], Awaitable[object]],
+) -> bool:
+    """Carry out a claimed press (`act`: the same call as REST's). When the wait is over (decided
+    elsewhere, the run moved on or is gone) the prompt is closed as gone and the press answered;
+    any other failure undoes the claim, so a press may retry. True when `act` went through."""
+    try:
+        await act()
+    except (Conflict, Invalid, NotFound):
+        await telegram_approvals.release(session, claimed.id)
+        gone = await telegram_approvals.claim(session, claimed.id, decision=GONE, by="the run moved on")
+        if gone is not None:
+            await show_decision(bot, gone, pressed=pressed_message(query))
+        await query.answer(texts.ALREADY_DECIDED)
+        return False
+    except BaseException:
+        await telegram_approvals.release(session, claimed.id)  # not delivered: a press may retry
+        raise
+    return True
 
 
 class ApprovalWatcher:

@@ -5,14 +5,13 @@ from aiogram.types import CallbackQuery
 from temporalio.client import Client
 
 from bot import texts
-from bot.approvals import show_decision
+from bot.approvals import deliver, pressed_message, show_decision
 from bot.keyboards import ApprovalCb
 from contracts.dag import ApprovalDecision
 from core.db import session_scope
-from core.errors import Conflict, Invalid, NotFound
 from core.settings import Settings
 from services import dag_executions, telegram_approvals
-from services.telegram_approvals import APPROVED, GONE, REJECTED
+from services.telegram_approvals import APPROVED, REJECTED
 
 
 async def decide(
@@ -20,8 +19,6 @@ async def decide(
 ) -> None:
     """Claim the prompt, signal the waiting execution, then show who decided on every copy."""
     by = texts.person(query.from_user.first_name, query.from_user.username)
-    message = query.message
-    pressed = (message.chat.id, message.message_id) if message is not None else None
     decision = APPROVED if callback_data.ok else REJECTED
     async with session_scope(settings) as session:
         row = await telegram_approvals.get(session, callback_data.id)
@@ -32,25 +29,18 @@ async def decide(
         if claimed is None:
             await query.answer(texts.ALREADY_DECIDED)
             return
-        try:
+
+        async def signal() -> None:
             await dag_executions.decide(
                 temporal,
                 row.execution_id,
                 ApprovalDecision(node_id=row.node_id, comment=f"{decision} by {by} via Telegram"),
                 approve=callback_data.ok,
             )
-        except (Conflict, Invalid, NotFound):
-            # The node no longer waits (decided elsewhere, the run moved on or is gone).
-            await telegram_approvals.release(session, row.id)
-            claimed = await telegram_approvals.claim(session, row.id, decision=GONE, by="the run moved on")
-            if claimed is not None:
-                await show_decision(bot, claimed, pressed=pressed)
-            await query.answer(texts.ALREADY_DECIDED)
+
+        if not await deliver(bot, session, query, claimed, signal):
             return
-        except BaseException:
-            await telegram_approvals.release(session, row.id)  # not delivered: a press may retry
-            raise
-    await show_decision(bot, claimed, pressed=pressed)
+    await show_decision(bot, claimed, pressed=pressed_message(query))
     await query.answer("Approved." if callback_data.ok else "Rejected.")
 
 

@@ -6,13 +6,13 @@ from aiogram.types import CallbackQuery
 from temporalio.client import Client
 
 from bot import texts
-from bot.approvals import BudgetCb, show_decision
+from bot.approvals import BudgetCb, deliver, pressed_message, show_decision
 from contracts.dag import BudgetRaise
 from core.db import session_scope
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict
 from core.settings import Settings
 from services import dag_executions, telegram_approvals
-from services.telegram_approvals import GONE, RAISED, STOPPED
+from services.telegram_approvals import RAISED, STOPPED
 
 
 async def decide(
@@ -20,8 +20,6 @@ async def decide(
 ) -> None:
     """Claim the prompt, raise the budget (or cancel the run), then show who decided everywhere."""
     person = texts.person(query.from_user.first_name, query.from_user.username)
-    message = query.message
-    pressed = (message.chat.id, message.message_id) if message is not None else None
     async with session_scope(settings) as session:
         row = await telegram_approvals.get(session, callback_data.id)
         if row is None:
@@ -35,7 +33,8 @@ async def decide(
         if claimed is None:
             await query.answer(texts.ALREADY_DECIDED)
             return
-        try:
+
+        async def act() -> None:
             if not waiting:
                 raise Conflict("the execution no longer waits at its budget")
             if callback_data.more:
@@ -43,18 +42,10 @@ async def decide(
                 await dag_executions.raise_budget(temporal, row.execution_id, request)
             else:
                 await dag_executions.cancel(temporal, row.execution_id)
-        except (Conflict, Invalid, NotFound):
-            # Raised elsewhere meanwhile, or the run ended: nothing left to decide here.
-            await telegram_approvals.release(session, row.id)
-            claimed = await telegram_approvals.claim(session, row.id, decision=GONE, by="the run moved on")
-            if claimed is not None:
-                await show_decision(bot, claimed, pressed=pressed)
-            await query.answer(texts.ALREADY_DECIDED)
+
+        if not await deliver(bot, session, query, claimed, act):
             return
-        except BaseException:
-            await telegram_approvals.release(session, row.id)  # not delivered: a press may retry
-            raise
-    await show_decision(bot, claimed, pressed=pressed)
+    await show_decision(bot, claimed, pressed=pressed_message(query))
     await query.answer(f"Budget raised to {raised:,} tokens." if callback_data.more else "Stopping the run.")
 
 
