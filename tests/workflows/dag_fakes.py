@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.dag import load_artifact_text, offload_output
 from activities.store import resolve_agent_snapshots
-from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, NodeSpec, RunDagInput
+from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, DagStatus, NodeSpec, RunDagInput
 from contracts.goals import RecordUsageInput
 from contracts.tools import ToolResult
 from contracts.usage import TokenUsage
@@ -147,3 +147,14 @@ async def start(
 
 def new_queue() -> str:
     return f"dag-{uuid.uuid4().hex[:8]}"
+
+
+async def until(handle: WorkflowHandle[Any, Any], check: Callable[[DagStatus], bool]) -> DagStatus:
+    """Poll the status query until `check` holds (bounded, so a broken feature fails the test)."""
+    status = None
+    for _ in range(600):
+        status = await handle.query(DagWorkflow.status)
+        if check(status):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition never met; last status {status}")

@@ -7,33 +7,18 @@ Record the kept history again with
 `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_approval_deadlines.py`.
 """
 
-import asyncio
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError
 
 from contracts.dag import ApprovalDecision, DagEvent, DagStatus, ExecutionStatus, NodeState, ResumeRequest
-from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start
+from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start, until
 from tests.workflows.replay import HISTORIES, record, replayer
 from workflows.dag import DagWorkflow
 
 RECORDED = HISTORIES / "dag_approval_deadline.json"
-
-
-async def until(handle: WorkflowHandle[Any, Any], check: Callable[[DagStatus], bool]) -> DagStatus:
-    """Poll the status query until `check` holds (bounded, so a broken feature fails the test)."""
-    status = None
-    for _ in range(600):
-        status = await handle.query(DagWorkflow.status)
-        if check(status):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition never met; last status {status}")
 
 
 def nodes_of(status: DagStatus) -> dict[str, NodeState]:

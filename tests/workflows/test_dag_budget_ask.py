@@ -5,32 +5,18 @@ Record the kept history again with
 `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_dag_budget_ask.py`.
 """
 
-import asyncio
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError
 
-from contracts.dag import BudgetRaise, DagEvent, DagSpec, DagStatus, ExecutionStatus, NodeSpec
-from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start
+from contracts.dag import BudgetRaise, DagEvent, DagSpec, ExecutionStatus, NodeSpec
+from tests.workflows.dag_fakes import CALLS, make_worker, new_queue, node, spec, start, until
 from tests.workflows.replay import HISTORIES, record, replayer
 from workflows.dag import DagWorkflow
 
 RECORDED = HISTORIES / "dag_budget_ask.json"
-
-
-async def until(handle: WorkflowHandle[Any, Any], check: Callable[[DagStatus], bool]) -> DagStatus:
-    status = None
-    for _ in range(600):
-        status = await handle.query(DagWorkflow.status)
-        if check(status):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition never met; last status {status}")
 
 
 def chain(key: str, *, on_budget: str = "ask") -> DagSpec:
