@@ -32,7 +32,7 @@ from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.capabilities import ResolveModelId
 from pydantic_ai.direct import model_request
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -42,6 +42,7 @@ from activities.agent_options import (
     AgentDeps,
     classify_model_error,
     messages_as_json,
+    response_usage_counts,
     run_options,
     usage_counts,
 )
@@ -70,15 +71,6 @@ activity_agent: Agent[AgentDeps, Any] = Agent(
 ONE_REQUEST = UsageLimits(request_limit=1)
 
 
-def _spent(messages: list[ModelMessage]) -> dict[str, int]:
-    usage = RunUsage()
-    for message in messages:
-        if isinstance(message, ModelResponse):
-            usage.incr(message.usage)
-            usage.requests += 1
-    return usage_counts(usage)
-
-
 def _needs_loop(spent: dict[str, int], messages: list[ModelMessage] | None = None) -> ApplicationError:
     # The conversation so far, ending in the repair request this activity may not send, lets the
     # caller's agent loop send just that one (workflows/agent_runs.py).
@@ -101,7 +93,7 @@ async def _text_request(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUsag
     request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=options["instructions"])
     response = await model_request(model, [request], model_settings=options["model_settings"])
     if not response.text or response.tool_calls:
-        raise _needs_loop(_spent([response]))
+        raise _needs_loop(response_usage_counts([response]))
     usage = RunUsage(requests=1)
     usage.incr(response.usage)
     return response.text, usage
@@ -113,7 +105,7 @@ async def _structured_run(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUs
         try:
             result = await activity_agent.run(prompt, usage_limits=ONE_REQUEST, **run_options(agent))
         except UsageLimitExceeded:
-            raise _needs_loop(_spent(messages), messages) from None
+            raise _needs_loop(response_usage_counts(messages), messages) from None
     return result.output, result.usage
 
 
