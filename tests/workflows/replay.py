@@ -12,6 +12,7 @@ import pytest
 from google.protobuf.message import Message
 from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
@@ -43,6 +44,18 @@ async def replay_all(replay: Replayer, histories: Iterable[WorkflowHistory]) -> 
 
     results = await replay.replay_workflows(each(), raise_on_replay_failure=False)
     assert results.replay_failures == {}
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[tuple[str, str]]:
+    """(activity type, activity id) of every scheduled activity, in order."""
+    return [
+        (
+            e.activity_task_scheduled_event_attributes.activity_type.name,
+            e.activity_task_scheduled_event_attributes.activity_id,
+        )
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
 
 
 def record(path: Path, history: WorkflowHistory) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle
 
 from contracts.agents import NEEDS_AGENT_LOOP
 from contracts.dag import DagSpec, ExecutionStatus, NodeSpec, RunDagInput
@@ -30,7 +30,7 @@ from core.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI, echo, tool_call
 from tests.helpers import make_agent, make_provider
 from tests.stack import ROOT
-from tests.workflows.replay import HISTORIES, record, replayer
+from tests.workflows.replay import HISTORIES, record, replayer, scheduled_activities
 from worker import build_worker
 from workflows.dag import DagWorkflow
 
@@ -45,18 +45,6 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() - started > BOUND_S:
             pytest.fail(f"not within {BOUND_S}s: {what}")
         await asyncio.sleep(0.05)
-
-
-def activities_of(history: WorkflowHistory) -> list[tuple[str, str]]:
-    """(activity type, activity id) of every scheduled activity, in order."""
-    return [
-        (
-            e.activity_task_scheduled_event_attributes.activity_type.name,
-            e.activity_task_scheduled_event_attributes.activity_id,
-        )
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
 
 
 async def start(client: Client, queue: str, spec: DagSpec) -> WorkflowHandle[DagWorkflow, Any]:
@@ -83,7 +71,7 @@ async def test_independent_agent_nodes_each_run_as_one_activity_with_their_reque
     assert result.status == ExecutionStatus.succeeded
     assert fake_llm.peak_in_flight[agent["model"]] == 6
     assert len(fake_llm.calls(agent["model"])) == 6
-    scheduled = activities_of(await handle.fetch_history())
+    scheduled = scheduled_activities(await handle.fetch_history())
     agent_runs = sorted(activity_id for kind, activity_id in scheduled if kind == "agent_request")
     assert agent_runs == [f"q{i}-1-agent-1" for i in range(6)]
     assert not [kind for kind, _ in scheduled if "model_request" in kind]  # no agent loop
@@ -120,7 +108,7 @@ async def test_an_answer_that_needs_a_second_request_falls_back_to_the_agent_loo
     assert len(fake_llm.calls(structured["model"])) == 2
     nodes = {n.id: n for n in result.nodes}
     assert nodes["count"].usage.requests == 2  # the request the activity spent counts too
-    kinds = [kind for kind, _ in activities_of(history)]
+    kinds = [kind for kind, _ in scheduled_activities(history)]
     assert kinds.count("agent_request") == 2
     assert sum("model_request" in kind for kind in kinds) == 1
     failures = [

@@ -20,7 +20,7 @@ from core.settings import Settings
 from tests.conftest import unique
 from tests.fakes.openai_server import Fail, FakeOpenAI, tool_call
 from tests.helpers import make_agent, make_provider
-from tests.workflows.replay import HISTORIES, record, replayer
+from tests.workflows.replay import HISTORIES, record, replayer, scheduled_activities
 from tests.workflows.test_recorded_histories import _patches_of
 from workflows.agent_runs import FALLBACKS_PATCH
 from workflows.agent_test import AgentTestWorkflow
@@ -34,18 +34,6 @@ async def _start(client: Client, queue: str, spec: DagSpec) -> WorkflowHandle[Da
     return await client.start_workflow(
         DagWorkflow.run, RunDagInput(spec=spec), id=f"dag-fallback-{uuid.uuid4().hex[:8]}", task_queue=queue
     )
-
-
-def _scheduled(history: WorkflowHistory) -> list[tuple[str, str]]:
-    """(activity type, activity id) of every scheduled activity, in order."""
-    return [
-        (
-            e.activity_task_scheduled_event_attributes.activity_type.name,
-            e.activity_task_scheduled_event_attributes.activity_id,
-        )
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
 
 
 def _failures(history: WorkflowHistory) -> list[str]:
@@ -121,7 +109,7 @@ async def test_a_fallback_answers_after_the_primarys_401_and_the_node_status_nam
     assert len(fake_llm.calls(structured_backup)) == 1
     assert nodes["count"].usage.requests == 3  # every request counts, failed ones included
 
-    scheduled = _scheduled(history)
+    scheduled = scheduled_activities(history)
     assert ("agent_request", "write-1-agent-1") in scheduled
     assert ("agent_request", "write-1-agent-1-fallback-1") in scheduled
     assert ("agent_request", "count-1-agent-1-fallback-1") in scheduled
@@ -182,7 +170,7 @@ async def test_an_agent_loop_run_falls_back_too(
     [node] = result.nodes
     assert node.answered_by == f"{provider['id']}:{backup}"
     assert node.fallback_from[0].error.startswith(f"{errors.PROVIDER_REJECTED}: ")
-    kinds = [kind for kind, _ in _scheduled(history)]
+    kinds = [kind for kind, _ in scheduled_activities(history)]
     assert "agent_request" not in kinds
     assert sum("model_request" in kind for kind in kinds) == 2  # the primary's, then the fallback's
     await replayer(DagWorkflow).replay_workflow(history)
@@ -274,6 +262,6 @@ async def test_an_agent_test_that_fell_back_replays(
     assert response.json()["answered_by"] == f"{provider['id']}:{backup}"
     history = await client.get_workflow_handle(response.json()["workflow_id"]).fetch_history()
     assert FALLBACKS_PATCH in await _patches_of(history)
-    assert [kind for kind, _ in _scheduled(history)].count("agent_request") == 2
+    assert [kind for kind, _ in scheduled_activities(history)].count("agent_request") == 2
     await replayer(AgentTestWorkflow).replay_workflow(history)
     record(HISTORIES / "agent_test_fallbacks.json", history)
