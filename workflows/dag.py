@@ -66,7 +66,7 @@ from workflows.dag_graph import DagGraph
 from workflows.dag_launcher import NodeLauncher
 from workflows.dag_nodes import NodeRunner, describe
 from workflows.dag_patches import decide_up_front
-from workflows.store_options import STORE_TIMEOUT
+from workflows.store_options import store_call
 from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
@@ -172,16 +172,14 @@ class DagWorkflow:
             return
         if params.agents is not None:
             self._fail(errors.AGENT_NOT_FOUND, f"no pinned version of agent(s): {', '.join(names)}")
-        summary = f"pin agents {', '.join(names)}"
         try:
-            if workflow.patched(PIN_LOCAL_PATCH):
-                pinned = await workflow.execute_local_activity(
-                    resolve_agent_snapshots, names, start_to_close_timeout=STORE_TIMEOUT, summary=summary
-                )
-            else:
-                pinned = await workflow.execute_activity(
-                    resolve_agent_snapshots, names, start_to_close_timeout=STORE_TIMEOUT, summary=summary
-                )
+            pinned = await store_call(
+                resolve_agent_snapshots,
+                names,
+                local_patch=PIN_LOCAL_PATCH,
+                summary=f"pin agents {', '.join(names)}",
+                retry_policy=None,  # as before the patch: Temporal's default
+            )
         except FailureError as exc:
             failure = provider_failure(exc)
             kind = failure.type if failure is not None and failure.type else errors.AGENT_NOT_FOUND

@@ -17,9 +17,15 @@ STORE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds
 """A store activity that fails five times is a real outage; the workflow decides what then."""
 
 
-async def store_call(fn: Callable[..., Awaitable[T]], *args: Any, local_patch: str, summary: str) -> T:
+async def store_call(
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    local_patch: str,
+    summary: str,
+    retry_policy: RetryPolicy | None = STORE_RETRY,
+) -> T:
     """Run a store activity: as a local activity once `local_patch` is in the history, as a regular
-    activity in histories recorded before it.
+    activity in histories recorded before it (`retry_policy` None: Temporal's default).
 
     A store activity is one short database round trip or file write, idempotent by its input, so
     it needs no task-queue round trip of its own: as a local activity it runs in the worker that
@@ -27,8 +33,8 @@ async def store_call(fn: Callable[..., Awaitable[T]], *args: Any, local_patch: s
     task and one more workflow task (bench/agent_overhead.py, goal runs)."""
     if workflow.patched(local_patch):
         return await workflow.execute_local_activity(
-            fn, args=args, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY, summary=summary
+            fn, args=args, start_to_close_timeout=STORE_TIMEOUT, retry_policy=retry_policy, summary=summary
         )
     return await workflow.execute_activity(
-        fn, args=args, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY, summary=summary
+        fn, args=args, start_to_close_timeout=STORE_TIMEOUT, retry_policy=retry_policy, summary=summary
     )
