@@ -20,8 +20,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -307,6 +307,18 @@ def retry_after_error(exc: BaseException) -> ApplicationError | None:
     )
 
 
+@contextmanager
+def _provider_delays() -> Iterator[None]:
+    """A model error the provider gave a Retry-After leaves as `retry_after_error`'s error."""
+    try:
+        yield
+    except ModelAPIError as exc:
+        delayed = retry_after_error(exc)
+        if delayed is None:
+            raise
+        raise delayed from None  # its message says it all; a cause chain outgrows last_failure
+
+
 class LimitedModel(WrapperModel):
     """A provider's model whose every request stays within the provider's limits."""
 
@@ -327,13 +339,8 @@ class LimitedModel(WrapperModel):
     ) -> ModelResponse:
         estimate = self._estimate(messages, model_settings)
         async with provider_capacity(self._row, estimate=estimate, reserve=self._reserve) as slot:
-            try:
+            with _provider_delays():
                 response = await super().request(messages, model_settings, model_request_parameters)
-            except ModelAPIError as exc:
-                delayed = retry_after_error(exc)
-                if delayed is None:
-                    raise
-                raise delayed from None  # its message says it all; a cause chain outgrows last_failure
             slot.used = response.usage.total_tokens
         return response
 
@@ -347,14 +354,9 @@ class LimitedModel(WrapperModel):
     ) -> AsyncIterator[StreamedResponse]:
         estimate = self._estimate(messages, model_settings)
         async with provider_capacity(self._row, estimate=estimate, reserve=self._reserve) as slot:
-            try:
+            with _provider_delays():
                 async with super().request_stream(
                     messages, model_settings, model_request_parameters, run_context
                 ) as stream:
                     yield stream
-            except ModelAPIError as exc:
-                delayed = retry_after_error(exc)
-                if delayed is None:
-                    raise
-                raise delayed from None  # its message says it all; a cause chain outgrows last_failure
             slot.used = stream.get().usage.total_tokens
