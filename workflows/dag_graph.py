@@ -209,12 +209,7 @@ class DagGraph:
     def budget_reached(self) -> bool:
         """An `on_budget: ask` run has used its whole budget: no further node may start."""
         budget = self.max_tokens
-        return (
-            self._on_budget == "ask"
-            and budget is not None
-            and self.usage.total_tokens >= budget
-            and self.asks()
-        )
+        return budget is not None and self.usage.total_tokens >= budget and self.asks()
 
     def budget_reason(self) -> str:
         return f"token budget reached: used {self.usage.total_tokens} of {self.max_tokens}"
