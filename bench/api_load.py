@@ -87,6 +87,13 @@ class Sample:
     seconds: float = 0.0
     cores: dict[str, float] = field(default_factory=dict)
 
+    def absorb(self, other: "Sample") -> None:
+        """Count another run of the same operation in this one (its cores stay this run's)."""
+        self.latencies += other.latencies
+        self.seconds += other.seconds
+        for key, count in other.errors.items():
+            self.errors[key] = self.errors.get(key, 0) + count
+
     def row(self) -> str:
         ok = sorted(self.latencies)
         if not ok:
@@ -101,6 +108,18 @@ class Sample:
 
 
 Call = Callable[[httpx.AsyncClient, random.Random], Awaitable[httpx.Response | None]]
+
+
+def starter(dag_id: int, into: list[str]) -> Call:
+    """A call that starts an execution of `dag_id` and keeps its id in `into`."""
+
+    async def start(http: httpx.AsyncClient, _: random.Random) -> httpx.Response:
+        response = await http.post("/api/v1/execute-dag", json={"dag_id": dag_id})
+        if response.status_code == 202:
+            into.append(response.json()["id"])
+        return response
+
+    return start
 
 
 PROCESSES: dict[str, int | None] = {"load": None}
@@ -207,12 +226,7 @@ async def run(stack: Launcher, token: str, args: argparse.Namespace) -> list[Sam
         noop = (await admin.post("/api/v1/dags", json={"spec": {"name": "load-noop", **NOOP}})).json()
         gated = (await admin.post("/api/v1/dags", json={"spec": {"name": "load-gated", **GATED}})).json()
         started: list[str] = []
-
-        async def start(http: httpx.AsyncClient, _: random.Random) -> httpx.Response:
-            response = await http.post("/api/v1/execute-dag", json={"dag_id": noop["id"]})
-            if response.status_code == 202:
-                started.append(response.json()["id"])
-            return response
+        start = starter(noop["id"], started)
 
         # Seeded in waves no larger than the worker's workflow cache (the SDK's default 1,000):
         # 10,000 started at once run at ~2 executions/s on this machine, every workflow task of
@@ -223,11 +237,8 @@ async def run(stack: Launcher, token: str, args: argparse.Namespace) -> list[Sam
         for wave_start in range(0, args.executions, args.wave):
             wave = min(args.wave, args.executions - wave_start)
             wave_sample = await drive("start (POST /execute-dag)", "saturated", clients, start, total=wave)
-            if samples and samples[-1].name == wave_sample.name:
-                samples[-1].latencies += wave_sample.latencies
-                samples[-1].seconds += wave_sample.seconds
-                for key, count in wave_sample.errors.items():
-                    samples[-1].errors[key] = samples[-1].errors.get(key, 0) + count
+            if samples:
+                samples[-1].absorb(wave_sample)
             else:
                 samples.append(wave_sample)
             waited = await wait_listed(temporal, closed, len(started), limit_s=3600)
@@ -239,14 +250,7 @@ async def run(stack: Launcher, token: str, args: argparse.Namespace) -> list[Sam
         )
 
         live: list[str] = []
-
-        async def start_gated(http: httpx.AsyncClient, _: random.Random) -> httpx.Response:
-            response = await http.post("/api/v1/execute-dag", json={"dag_id": gated["id"]})
-            if response.status_code == 202:
-                live.append(response.json()["id"])
-            return response
-
-        await drive("start gated", "saturated", clients, start_gated, total=args.waiting)
+        await drive("start gated", "saturated", clients, starter(gated["id"], live), total=args.waiting)
         await wait_listed(temporal, f"DagId = '{gated['id']}'", len(live), limit_s=600)
         for execution_id in live:  # until each waits for its approval
             await waiting(admin, execution_id)
