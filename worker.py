@@ -19,6 +19,7 @@ from activities.agent_tasks import load_task_attachments
 from activities.catalog import load_planning_catalog
 from activities.dag import load_artifact_text, offload_output
 from activities.dag_events import archive_dag_events
+from activities.dag_final_state import save_final_state
 from activities.goals import (
     fetch_dag_status,
     load_goal_plan,
@@ -72,6 +73,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     record_plan_outcome,
     record_run_usage,
     resolve_agent_snapshots,
+    save_final_state,
     save_goal_report,
     store_goal_plan,
     store_message_analysis,

@@ -310,6 +310,15 @@ class ArchiveDagEventsInput(BaseModel):
     events: list[StoredDagEvent]
 
 
+class FinalStateInput(BaseModel):
+    """A closed run's final state (the `status` query's last answer), written where the API reads
+    it without asking a worker to replay the run's history."""
+
+    workflow_id: str
+    run_id: str
+    status: DagStatus
+
+
 class CarriedNode(BaseModel):
     """A finished node compacted for continue-as-new: short keys, epoch milliseconds."""
 

@@ -1,7 +1,8 @@
 """DAG executions: start, inspect and steer DagWorkflow runs.
 
-Run state lives only in Temporal: details come from the workflow's `status` query and
-`describe`. An execution id is the workflow id, `dag-<dagId>-<shortid>` (or `dag-goal<goalId>-...`
+Run state lives in Temporal: details come from the workflow's `status` query and `describe`; a
+run that closed saved its final state (storage/final_states.py), which is read instead of the
+query. An execution id is the workflow id, `dag-<dagId>-<shortid>` (or `dag-goal<goalId>-...`
 for a goal's DAG). Listing is `services/dag_execution_list.py`, resuming a closed execution
 `services/dag_resume.py`, the event stream `services/dag_event_stream.py`.
 """
@@ -43,6 +44,7 @@ from contracts.workflow_names import (
     DAG_STATUS_QUERY,
     DAG_WORKFLOW,
 )
+from core.db import session_scope
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services import dag_event_stream, dags
@@ -51,6 +53,7 @@ from services.execution_status import dag_status, provider_waits
 from services.ids import short_id
 from services.read_cache import ReadCache
 from services.temporal_errors import query_error, rpc_error, update_error
+from storage import final_states
 
 __all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
 
@@ -179,34 +182,69 @@ async def describe(client: Client, execution_id: str) -> WorkflowExecutionDescri
 
 CLOSED_DETAILS: ReadCache[ExecutionDetail] = ReadCache(max_entries=2048)
 """A closed run's detail never changes: asking again would only make a worker replay its history."""
+STATUS_ANSWERS: ReadCache[tuple[int, DagStatus]] = ReadCache(max_entries=4096)
+"""The last `status` answer of each running run, with the history length it was asked at."""
 CACHED_NODES_MAX = 1000
 """Larger executions are not kept (their detail can be megabytes)."""
 
 
 async def get_execution(client: Client, settings: Settings, execution_id: str) -> ExecutionDetail:
-    """Node states and usage from the status query; lifecycle and timestamps from describe.
-    Describe is asked every time (a deleted or reset execution shows at once); a closed run's
-    detail is kept per run id after its first read."""
+    """Node states and usage from the run's state; lifecycle and timestamps from describe.
+
+    Describe is asked every time (a deleted or reset execution shows at once). The state comes
+    from the cheapest place that holds it: a closed run's detail once read, else the final state
+    the run saved as it closed (one database read, where the query would make a worker replay
+    the whole history), else the `status` query, whose answer is reused while the run's history
+    has not grown (a workflow's state changes only with its history)."""
     description = await describe(client, execution_id)
     closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
     key = (client.namespace, execution_id, description.run_id, settings.web_ui_url)
     cached = CLOSED_DETAILS.peek(key) if closed else None
     if cached is not None:
         return cached
-    detail = await _detail(client, settings, execution_id, description)
+    state = await _saved_final_state(settings, execution_id, description.run_id) if closed else None
+    if state is None:
+        state = await _queried_state(client, execution_id, description)
+    detail = await _detail(client, settings, execution_id, description, state)
     if closed and detail.total and len(detail.nodes) <= CACHED_NODES_MAX:
         CLOSED_DETAILS.put(key, detail)
     return detail
 
 
-async def _detail(
-    client: Client, settings: Settings, execution_id: str, description: WorkflowExecutionDescription
-) -> ExecutionDetail:
+async def _saved_final_state(settings: Settings, execution_id: str, run_id: str | None) -> DagStatus | None:
+    if run_id is None:
+        return None
+    async with session_scope(settings) as session:
+        return await final_states.load(session, execution_id, run_id)
+
+
+async def _queried_state(
+    client: Client, execution_id: str, description: WorkflowExecutionDescription
+) -> DagStatus | None:
+    """The `status` answer, asked only when the history grew since the one kept for this run."""
+    key = (client.namespace, execution_id, description.run_id)
+    length = description.history_length
+    known = STATUS_ANSWERS.peek(key)
+    if known is not None and known[0] == length:
+        return known[1]
     handle = client.get_workflow_handle(execution_id, run_id=description.run_id)
-    live = await query_status(handle)
+    state = await query_status(handle)
+    if state is not None and len(state.nodes) <= CACHED_NODES_MAX:
+        STATUS_ANSWERS.put(key, (length, state))
+    return state
+
+
+async def _detail(
+    client: Client,
+    settings: Settings,
+    execution_id: str,
+    description: WorkflowExecutionDescription,
+    live: DagStatus | None,
+) -> ExecutionDetail:
     closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
+    nodes = live.nodes if live else []
     if live is not None and not closed:  # a model request queued for provider capacity
-        live.nodes = await provider_waits(live.nodes, description, client.data_converter)
+        nodes = await provider_waits(nodes, description, client.data_converter)
     if closed:
         status = dag_status(description.status)
     elif live is not None and live.execution_status == ExecutionStatus.suspended:
@@ -226,7 +264,7 @@ async def _detail(
         run_id=description.run_id,
         dag_id=dag_id_of(description.typed_search_attributes),
         status=status,
-        nodes=live.nodes if live else [],
+        nodes=nodes,
         done=live.done if live else 0,
         total=live.total if live else 0,
         usage=live.usage if live else TokenUsage(),
@@ -336,4 +374,5 @@ async def delete(session: AsyncSession, client: Client, execution_id: str) -> No
         await client.workflow_service.delete_workflow_execution(request)
     except RPCError as exc:
         raise rpc_error(exc, what=f"DAG execution {execution_id}") from None
-    await dag_event_stream.forget(session, execution_id)
+    await final_states.forget(session, execution_id)
+    await dag_event_stream.forget(session, execution_id)  # commits both

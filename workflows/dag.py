@@ -28,10 +28,11 @@ Failure semantics:
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.contrib.workflow_streams import WorkflowStream
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from contracts import errors
 from contracts.dag import (
@@ -41,6 +42,7 @@ from contracts.dag import (
     DagResult,
     DagStatus,
     ExecutionStatus,
+    FinalStateInput,
     NodeStatus,
     ResumeRequest,
     RunDagInput,
@@ -66,10 +68,11 @@ from workflows.dag_graph import DagGraph
 from workflows.dag_launcher import NodeLauncher
 from workflows.dag_nodes import NodeRunner, describe
 from workflows.dag_patches import decide_up_front
-from workflows.store_options import store_call
+from workflows.store_options import STORE_RETRY, STORE_TIMEOUT, store_call
 from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
+    from activities.dag_final_state import save_final_state
     from activities.llm import goalflow_agent
     from activities.store import resolve_agent_snapshots
 
@@ -83,6 +86,9 @@ ARCHIVE_EVENTS_PATCH = "dag-archive-events-before-trim"
 PIN_LOCAL_PATCH = "dag-pin-agents-local"
 """Since this patch the agent versions are pinned by a local activity (one database read, safe to
 repeat): the first agent node starts without a round trip through the task queue."""
+FINAL_STATE_PATCH = "dag-save-final-state"
+"""Since this patch a run that closes writes its final `status` to the database (a local
+activity), so reading a closed execution never makes a worker replay its history."""
 
 
 @workflow.defn(name=DAG_WORKFLOW)
@@ -130,7 +136,9 @@ class DagWorkflow:
     async def run(self, params: RunDagInput) -> DagResult:
         """Drive the DAG to a final state; see the module docstring for failure semantics."""
         graph = self._graph
-        decide_up_front(ARCHIVE_EVENTS_PATCH, PIN_LOCAL_PATCH, STATUS_ATTRIBUTE_PATCH)  # before any LA
+        decide_up_front(  # before any local activity: see workflows/dag_patches.py
+            ARCHIVE_EVENTS_PATCH, PIN_LOCAL_PATCH, STATUS_ATTRIBUTE_PATCH, FINAL_STATE_PATCH
+        )
         self._upsert_status()
         if self._fresh:
             self._events.publish("execution_started", message=params.spec.name)
@@ -150,10 +158,12 @@ class DagWorkflow:
             self._events.publish("execution_cancelled", status=self._status)
             self._report()
             await record_usage(RUN_KIND_DAG, "cancelled", graph.usage)
+            await self._save_final_state()
             raise
         except ApplicationError:
             # typed and final: `_fail` closed every node state first
             await record_usage(RUN_KIND_DAG, "failed", graph.usage)
+            await self._save_final_state()
             raise
         except Exception as exc:
             # A bug fails the execution (the worker's failure types) but never leaves a node
@@ -162,9 +172,29 @@ class DagWorkflow:
             workflow.logger.exception("DagWorkflow failed on a bug")
             await self._launcher.stop(message)
             await record_usage(RUN_KIND_DAG, "failed", graph.usage)
-            self._fail(errors.INTERNAL_ERROR, message)
+            failure = self._close_failed(errors.INTERNAL_ERROR, message)
+            await self._save_final_state()
+            raise failure from None
         await record_usage(RUN_KIND_DAG, "succeeded", graph.usage)
+        await self._save_final_state()
         return result
+
+    async def _save_final_state(self) -> None:
+        """Write the state this run closes with where the API reads it (`storage/final_states.py`).
+        Not being able to costs the execution nothing: readers fall back to the `status` query."""
+        if not workflow.patched(FINAL_STATE_PATCH):
+            return
+        info = workflow.info()
+        try:
+            await workflow.execute_local_activity(
+                save_final_state,
+                FinalStateInput(workflow_id=info.workflow_id, run_id=info.run_id, status=self.status()),
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary="save final state",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("final state not saved (reads will query the run): %s", exc)
 
     async def _pin_agents(self, params: RunDagInput) -> None:
         names = sorted({n.agent for n in self._graph.specs.values() if n.agent} - self._agents.keys())
@@ -186,14 +216,18 @@ class DagWorkflow:
             self._fail(kind, describe(exc))
         self._agents.update(pinned)
 
-    def _fail(self, kind: str, message: str) -> None:
+    def _fail(self, kind: str, message: str) -> NoReturn:
         """Close every unstarted node, record the typed error and raise it (final, no retry)."""
+        raise self._close_failed(kind, message)
+
+    def _close_failed(self, kind: str, message: str) -> ApplicationError:
+        """Close every unstarted node and record the failure; answers the typed error to raise."""
         self._graph.close_unstarted(NodeStatus.skipped, message)
         self._set_status(ExecutionStatus.failed)
         self._error = message
         self._events.publish("execution_failed", status=self._status, message=message)
         self._report()
-        raise ApplicationError(message, type=kind, non_retryable=True)
+        return ApplicationError(message, type=kind, non_retryable=True)
 
     async def _drive(self, params: RunDagInput) -> None:
         graph = self._graph

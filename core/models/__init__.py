@@ -4,6 +4,7 @@ from core.models.agent import Agent, AgentCreate, AgentPublic, AgentUpdate
 from core.models.artifact import Artifact, ArtifactPublic
 from core.models.dag import Dag, DagCreate, DagPublic, DagUpdate
 from core.models.dag_event import DagEventRecord
+from core.models.dag_final_state import DagFinalState
 from core.models.goal import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate, RunUsage
 from core.models.live_event import LiveEvent
 from core.models.memory import Memory, MemoryCreate, MemoryPublic
@@ -31,6 +32,7 @@ __all__ = [
     "Dag",
     "DagCreate",
     "DagEventRecord",
+    "DagFinalState",
     "DagPublic",
     "DagUpdate",
     "Goal",

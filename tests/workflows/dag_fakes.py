@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.dag import load_artifact_text, offload_output
+from activities.dag_final_state import save_final_state
 from activities.store import resolve_agent_snapshots
 from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, DagStatus, NodeSpec, RunDagInput
 from contracts.goals import RecordUsageInput
@@ -117,6 +118,7 @@ def make_worker(client: Client, task_queue: str, **kwargs: Any) -> Worker:
             offload_output,
             load_artifact_text,
             resolve_agent_snapshots,
+            save_final_state,
             fake_archive_dag_events,
             fake_record_run_usage,
         ],

@@ -9,7 +9,11 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
+from activities.dag_final_state import save_final_state
 from contracts.dag import ExecutionStatus, NodeStatus
+from core.db import session_scope
+from core.settings import get_settings
+from storage import final_states
 from tests.workflows.dag_fakes import fake_noop, fake_record_run_usage, new_queue, node, spec, start
 from workflows.dag import DagWorkflow
 
@@ -31,7 +35,7 @@ async def test_a_node_whose_result_does_not_decode_fails_and_on_failure_applies(
         node("independent"),
         on_failure=policy,
     )
-    activities: list[Callable[..., Any]] = [fake_garbled, fake_noop, fake_record_run_usage]
+    activities: list[Callable[..., Any]] = [fake_garbled, fake_noop, fake_record_run_usage, save_final_state]
     async with Worker(client, task_queue=queue, workflows=[DagWorkflow], activities=activities):
         handle = await start(client, queue, dag)
         with pytest.raises(WorkflowFailureError):
@@ -68,7 +72,7 @@ async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_runni
         client,
         task_queue=queue,
         workflows=[DagWorkflow],
-        activities=[fake_noop, fake_blocker, fake_record_run_usage],
+        activities=[fake_noop, fake_blocker, fake_record_run_usage, save_final_state],
         # The sandbox would re-import DagGraph and miss the patch.
         workflow_runner=UnsandboxedWorkflowRunner(),
         workflow_failure_exception_types=[Exception],
@@ -81,3 +85,6 @@ async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_runni
     assert status.execution_status == ExecutionStatus.failed
     nodes = {n.id: n.status for n in status.nodes}
     assert nodes == {"a": NodeStatus.succeeded, "b": NodeStatus.cancelled, "c": NodeStatus.skipped}
+    async with session_scope(get_settings()) as session:  # what readers get without a replay
+        saved = await final_states.load(session, handle.id, handle.result_run_id or "")
+    assert saved == status

@@ -28,6 +28,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     dag.STATUS_ATTRIBUTE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.PIN_LOCAL_PATCH: {workflow_names.DAG_WORKFLOW},
+    dag.FINAL_STATE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.APPROVAL_DEADLINE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.BUDGET_ASK_PATCH: {workflow_names.DAG_WORKFLOW},
     goal.DEGRADE_PATCH: {workflow_names.GOAL_WORKFLOW},
