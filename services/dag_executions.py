@@ -53,6 +53,7 @@ from services.execution_status import dag_status, provider_waits
 from services.ids import short_id
 from services.read_cache import ReadCache
 from services.temporal_errors import query_error, rpc_error, update_error
+from services.visibility import lists_changed
 from storage import final_states
 
 __all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
@@ -145,6 +146,7 @@ async def start_run(
         )
     except RPCError as exc:
         raise rpc_error(exc, what=f"execution {workflow_id}") from None
+    lists_changed()
     return Started(
         id=workflow_id,
         run_id=handle.first_execution_run_id,
@@ -297,13 +299,13 @@ async def decide(
     """Approve or reject a node that waits for approval (a validated update)."""
     update = DAG_APPROVE_UPDATE if approve else DAG_REJECT_UPDATE
     doing = "approve" if approve else "reject"
-    return await _update_then_status(client, execution_id, update, decision, doing=doing)
+    return await update_then_status(client, execution_id, update, decision, doing=doing)
 
 
 async def raise_budget(client: Client, execution_id: str, request: BudgetRaise) -> DagStatus:
     """Set a larger token budget (a validated update: it must be above what the execution used);
     an execution paused at its budget (`on_budget: ask`) goes on."""
-    return await _update_then_status(
+    return await update_then_status(
         client, execution_id, DAG_RAISE_BUDGET_UPDATE, request, doing="raise the token budget"
     )
 
@@ -331,12 +333,15 @@ async def signal_raise_budget(client: Client, execution_id: str, request: Budget
         await client.get_workflow_handle(execution_id).signal(DAG_RAISE_BUDGET_SIGNAL, request)
     except RPCError as exc:
         raise await closed_conflict(client, execution_id, "raise the token budget") from exc
+    lists_changed()
     return status
 
 
-async def _update_then_status(
+async def update_then_status(
     client: Client, execution_id: str, update: str, argument: BaseModel, *, doing: str
 ) -> DagStatus:
+    """Send a validated update (approve, reject, resume, raise the budget), then the status it left.
+    A refused update is a 4xx naming why; one to a closed execution a 409."""
     handle = handle_of(client, execution_id)
     try:
         await handle.execute_update(update, argument)
@@ -344,6 +349,7 @@ async def _update_then_status(
         raise update_error(exc, workflow_id=execution_id) from None
     except RPCError as exc:
         raise await closed_conflict(client, execution_id, doing) from exc
+    lists_changed()  # the update may have changed the status lists filter by
     status = await query_status(handle)
     if status is None:
         raise query_error(WorkflowQueryFailedError("no answer"), workflow_id=execution_id)
@@ -358,6 +364,8 @@ async def cancel(client: Client, execution_id: str) -> None:
         await handle_of(client, execution_id).cancel()
     except RPCError as exc:
         raise await closed_conflict(client, execution_id, "cancel") from exc
+    finally:
+        lists_changed()
 
 
 async def delete(session: AsyncSession, client: Client, execution_id: str) -> None:
@@ -374,5 +382,7 @@ async def delete(session: AsyncSession, client: Client, execution_id: str) -> No
         await client.workflow_service.delete_workflow_execution(request)
     except RPCError as exc:
         raise rpc_error(exc, what=f"DAG execution {execution_id}") from None
+    finally:
+        lists_changed()
     await final_states.forget(session, execution_id)
     await dag_event_stream.forget(session, execution_id)  # commits both

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from contracts.dag import DagStatus, ExecutionStatus, NodeOutput, NodeStatus, ResumeRequest, RunDagInput
@@ -23,15 +23,14 @@ from services.dag_executions import (
     EXECUTION_PREFIX,
     ExecutionDetail,
     Started,
-    closed_conflict,
     get_execution,
     handle_of,
-    query_status,
     start_execution,
     start_run,
+    update_then_status,
 )
 from services.ids import short_id
-from services.temporal_errors import query_error, rpc_error, update_error
+from services.temporal_errors import rpc_error
 
 
 async def resume(
@@ -123,17 +122,7 @@ async def _resume_suspended(
             f"DAG execution {execution_id} is suspended at node {detail.suspended_node}; "
             "send {node_id, action, input} to resume it"
         )
-    handle = handle_of(client, execution_id)
-    try:
-        await handle.execute_update(DAG_RESUME_UPDATE, request)
-    except WorkflowUpdateFailedError as exc:
-        raise update_error(exc, workflow_id=execution_id) from None
-    except RPCError as exc:
-        raise await closed_conflict(client, execution_id, "resume") from exc
-    status = await query_status(handle)
-    if status is None:
-        raise query_error(WorkflowQueryFailedError("no answer"), workflow_id=execution_id)
-    return status
+    return await update_then_status(client, execution_id, DAG_RESUME_UPDATE, request, doing="resume")
 
 
 async def _goal_id(client: Client, execution_id: str) -> str | None:

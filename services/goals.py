@@ -25,6 +25,7 @@ from services.agents import require_agent_name, resolve_agent
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
 from services.schedules import upsert_schedule as _upsert_schedule
+from services.visibility import lists_changed
 from storage import goal_plans
 
 
@@ -266,4 +267,5 @@ async def start_run(session: AsyncSession, client: Client, settings: Settings, g
         search_attributes=goal_search_attributes(goal),
         static_summary=run_summary(goal),
     )
+    lists_changed()
     return workflow_id

@@ -23,6 +23,8 @@ class ReadCache(Generic[V]):
         self.ttl_s = ttl_s
         self._values: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[V]] = {}
+        self._generation = 0
+        """Bumped by `clear`: a load that began before it neither is joined nor stores its value."""
 
     def peek(self, key: Hashable) -> V | None:
         """The cached value, if there is one still fresh."""
@@ -48,7 +50,11 @@ class ReadCache(Generic[V]):
         self._values.pop(key, None)
 
     def clear(self) -> None:
+        """Forget every value, and the loads in flight: a caller that comes after a change never
+        gets a value read before it."""
         self._values.clear()
+        self._loading.clear()
+        self._generation += 1
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         value = self.peek(key)
@@ -63,9 +69,12 @@ class ReadCache(Generic[V]):
         return await asyncio.shield(task)
 
     async def _load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        generation = self._generation
         try:
             value = await load()
         finally:
-            self._loading.pop(key, None)
-        self.put(key, value)
+            if generation == self._generation:
+                self._loading.pop(key, None)
+        if generation == self._generation:
+            self.put(key, value)
         return value

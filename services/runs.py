@@ -30,7 +30,7 @@ from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services.execution_status import VISIBILITY_STATUS, RunStatus, run_status, run_status_clause
 from services.temporal_errors import application_cause, rpc_error
-from services.visibility import list_page
+from services.visibility import list_page, lists_changed
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 
@@ -261,4 +261,6 @@ async def delete_run(client: Client, run_id: str) -> bool:
         )
     except RPCError as exc:
         raise rpc_error(exc, what=f"run {run_id}") from None
+    finally:
+        lists_changed()
     return False

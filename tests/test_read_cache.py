@@ -91,3 +91,25 @@ async def test_with_no_entries_only_loads_in_flight_are_shared() -> None:
 
     assert await asyncio.gather(cache.get("k", load), cache.get("k", load)) == [1, 1]
     assert await cache.get("k", load) == 2  # a read after the load finished loads again
+
+
+async def test_after_clear_no_caller_gets_a_value_loaded_from_before_it() -> None:
+    cache: ReadCache[str] = ReadCache(max_entries=10, ttl_s=60)
+    before_started = asyncio.Event()
+    release = asyncio.Event()
+    world = ["old"]
+
+    async def load() -> str:
+        seen = world[0]
+        before_started.set()
+        await release.wait()
+        return seen
+
+    early = asyncio.ensure_future(cache.get("k", load))
+    await before_started.wait()
+    world[0] = "new"
+    cache.clear()  # the change is made; the load in flight read the old state
+    release.set()
+    late = await cache.get("k", load)
+    assert (await early, late) == ("old", "new")
+    assert await cache.get("k", load) == "new"  # the early load's value was not kept

@@ -1,18 +1,21 @@
 """`GET /dag-executions` tells the truth: an execution that continued-as-new is listed once with
-its real status, and every status filter (suspended too) is one visibility query on `DagStatus`."""
+its real status, every status filter (suspended too) is one visibility query on `DagStatus`, and
+a page read from visibility is reused for a second unless this process changed a run."""
 
 import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from contracts.dag import ExecutionStatus
 from contracts.search import DAG_STATUS
 from core.settings import Settings
+from services import visibility
 from services.dag_execution_list import executions_query
 from tests.api.dag_direct import chain, start_direct
-from tests.api.dag_helpers import make_dag, wait_closed, wait_for
+from tests.api.dag_helpers import make_dag, start, wait_closed, wait_for
 from tests.api.goal_helpers import wait_visible
 
 
@@ -74,3 +77,41 @@ async def test_the_suspended_filter_finds_a_suspended_execution_by_its_search_at
         await asyncio.sleep(0.2)
     assert [e["id"] for e in listed] == [execution_id]
     assert await _listed(api, dag["id"], status="suspended") == []
+
+
+async def test_a_list_page_is_reused_for_its_window_and_dropped_when_this_process_changes_a_run(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[str] = []
+    load = visibility._load
+
+    async def counted(client: Client, query: str, **kwargs: Any) -> Any:
+        loads.append(query)
+        return await load(client, query, **kwargs)
+
+    monkeypatch.setattr(visibility, "_load", counted)
+    monkeypatch.setattr(visibility.PAGES, "ttl_s", 60.0)  # a window no slow machine outlasts
+    dag = await make_dag(api, {"nodes": [{"id": "x", "tool": "noop"}]})
+    first = await start(api, dag["id"])
+    await wait_closed(api, first)
+    for _ in range(100):  # visibility is eventually consistent: until it lists the run closed
+        visibility.lists_changed()
+        if [e["status"] for e in await _listed(api, dag["id"])] == ["succeeded"]:
+            break
+        await asyncio.sleep(0.2)
+    visibility.lists_changed()
+    loads.clear()
+    pages = [await _listed(api, dag["id"]) for _ in range(10)]
+    assert pages == [pages[0]] * 10
+    assert len(loads) == 1, "ten reads within the window cost one visibility call"
+
+    second = await start(api, dag["id"])  # this process's own change drops the kept pages
+    await _listed(api, dag["id"])
+    assert len(loads) == 2
+    for _ in range(100):
+        ids = [e["id"] for e in await _listed(api, dag["id"])]
+        if second in ids:
+            break
+        visibility.lists_changed()  # the window is 60 s here; in service it is FRESH_S
+        await asyncio.sleep(0.2)
+    assert ids == [second, first]
