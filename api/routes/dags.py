@@ -12,13 +12,13 @@ from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.dag import ExecutionStatus
 from contracts.dag_executions import ExecutionSummary, Started
 from contracts.planning import DEFAULT_PLANNER, PlannerInput
+from contracts.schedules import ScheduleInfo
 from contracts.usage import TokenUsage
 from core.models import DagCreate, DagPublic, DagUpdate
 from services import dag_executions as executions
 from services import dags as service
 from services import planning
 from services.dag_execution_list import page_executions
-from services.schedules import ScheduleInfo
 from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1", tags=["dags"])
