@@ -25,13 +25,13 @@ from temporalio.client import Client
 from bot import texts
 from bot.shield import to_the_end
 from contracts.dag import DagEvent, NodeStatus
+from contracts.runs import RunDetail, RunStatus
 from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.models import TelegramProgress
 from core.settings import Settings
 from services import dag_event_stream, dag_executions, runs, telegram_progress
 from services.dag_event_stream import Gap
-from services.execution_status import RunStatus
 from services.telegram_progress import DONE, REPORTING, TRACKING
 from storage import artifacts
 
@@ -250,7 +250,7 @@ class RunTracker:
             self.detail = " · ".join(parts)
         await self._flush(stage=REPORTING)
 
-    async def _run_detail(self) -> runs.RunDetail | None:
+    async def _run_detail(self) -> RunDetail | None:
         try:
             return await runs.get_run(self.f.temporal, self.f.settings, self.row.run_id)
         except NotFound:

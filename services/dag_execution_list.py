@@ -5,13 +5,12 @@ runs from before the `DagStatus` search attribute list correctly); running ones 
 from suspended ones by `DagStatus`, which DagWorkflow upserts whenever its status changes.
 """
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from contracts.dag import ExecutionStatus
+from contracts.dag_executions import ExecutionSummary
 from contracts.search import DAG_ID, DAG_STATUS
 from core.settings import Settings
 from services import dags
@@ -28,19 +27,6 @@ _STATUS_CLAUSE: dict[ExecutionStatus, str] = {
     ExecutionStatus.failed: dag_closed_clause(ExecutionStatus.failed),
     ExecutionStatus.cancelled: dag_closed_clause(ExecutionStatus.cancelled),
 }
-
-
-class ExecutionSummary(BaseModel):
-    """One execution as visibility lists it (no per-node state: that needs the query)."""
-
-    id: str
-    run_id: str | None
-    dag_id: int | None
-    status: ExecutionStatus
-    workflow_type: str
-    started_at: datetime | None
-    closed_at: datetime | None
-    web_ui_url: str
 
 
 def dag_id_of(attributes: Any) -> int | None:

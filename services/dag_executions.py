@@ -7,7 +7,7 @@ for a goal's DAG). Listing is `services/dag_execution_list.py`, resuming a close
 `services/dag_resume.py`, the event stream `services/dag_event_stream.py`.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,9 +31,9 @@ from contracts.dag import (
     DagStatus,
     ExecutionStatus,
     NodeOutput,
-    NodeState,
     RunDagInput,
 )
+from contracts.dag_executions import ExecutionDetail, Started
 from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.usage import TokenUsage
 from contracts.workflow_names import (
@@ -48,7 +48,7 @@ from core.db import session_scope
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services import dag_event_stream, dags
-from services.dag_execution_list import ExecutionSummary, dag_id_of, list_executions
+from services.dag_execution_list import dag_id_of
 from services.execution_status import dag_status, provider_waits
 from services.ids import short_id
 from services.read_cache import ReadCache
@@ -56,46 +56,10 @@ from services.temporal_errors import query_error, rpc_error, update_error
 from services.visibility import lists_changed
 from storage import final_states
 
-__all__ = ["ExecutionDetail", "ExecutionSummary", "Started", "list_executions"]
-
 EXECUTION_PREFIX = "dag-"
 FORKED_FROM = "forked_from"
 FORKED_FROM_NODE = "forked_from_node"
 """Memo keys of a forked execution: its origin's id and the node it reran from."""
-
-
-class ExecutionDetail(BaseModel):
-    """`GET /dag-executions/{id}`: the status query joined with what `describe` knows."""
-
-    id: str
-    run_id: str | None
-    dag_id: int | None
-    status: ExecutionStatus
-    nodes: list[NodeState]
-    done: int
-    total: int
-    usage: TokenUsage
-    suspended_node: str | None = None
-    error: str | None = None
-    max_tokens_per_run: int | None = None
-    """The token budget in force (the DAG's, or a raised one)."""
-    waiting_reason: str | None = None
-    """Why a suspended execution waits besides a failed node: "token budget reached: used X of Y"."""
-    started_at: datetime | None
-    closed_at: datetime | None
-    web_ui_url: str
-    forked_from: str | None = None
-    """The execution this one was forked from (`POST /dag-executions/{id}/fork`), from its memo."""
-    forked_from_node: str | None = None
-
-
-class Started(BaseModel):
-    id: str
-    run_id: str | None
-    dag_id: int | None
-    status: ExecutionStatus = ExecutionStatus.running
-    reused_nodes: list[str] = []
-    web_ui_url: str
 
 
 async def start_execution(

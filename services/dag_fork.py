@@ -20,10 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from contracts.dag import DagSpec, ForkRequest, NodePatch, NodeSpec
+from contracts.dag_executions import Started
 from core.errors import Conflict, Invalid
 from core.settings import Settings
 from services import dags
-from services.dag_executions import FORKED_FROM, FORKED_FROM_NODE, Started, get_execution
+from services.dag_executions import FORKED_FROM, FORKED_FROM_NODE, get_execution
 from services.dag_resume import first_input, start_rerun, succeeded_outputs
 
 AGENT_FIELDS = ("prompt", "agent", "model", "temperature")

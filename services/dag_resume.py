@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from contracts.dag import DagStatus, ExecutionStatus, NodeOutput, NodeStatus, ResumeRequest, RunDagInput
+from contracts.dag_executions import ExecutionDetail, Started
 from contracts.search import GOAL_ID, RUN_KIND_DAG, search_attributes
 from contracts.workflow_names import DAG_RESUME_UPDATE
 from core.errors import Conflict
@@ -21,8 +22,6 @@ from core.settings import Settings
 from services import dags
 from services.dag_executions import (
     EXECUTION_PREFIX,
-    ExecutionDetail,
-    Started,
     get_execution,
     handle_of,
     start_execution,

@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 
 from contracts.dag import DagSpec, RunDagInput
 from contracts.dag_validation import validate_spec
+from contracts.schedules import ScheduleInfo
 from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.tool_inputs import tool_schemas
 from contracts.workflow_names import DAG_WORKFLOW
@@ -195,7 +196,7 @@ async def delete_dag(session: AsyncSession, client: Client, dag_id: int) -> None
     await session.commit()
 
 
-async def scheduled_dags(client: Client) -> list[schedules.ScheduleInfo]:
+async def scheduled_dags(client: Client) -> list[ScheduleInfo]:
     """Every DAG schedule Temporal holds."""
     found = await schedules.describe_schedules(client, SCHEDULE_PREFIX)
     return [info for info in found if info.id[len(SCHEDULE_PREFIX) :].isdigit()]

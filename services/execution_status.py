@@ -9,23 +9,13 @@ continued-as-new is not an end: its workflow id goes on in a newer run, so it co
 
 import re
 from collections.abc import Collection, Sequence
-from enum import StrEnum
 
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
 from contracts.dag import ExecutionStatus, NodeState, NodeStatus
 from contracts.provider_limits import ProviderWait, read_wait
-
-
-class RunStatus(StrEnum):
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    terminated = "terminated"
-    timed_out = "timed_out"
-
+from contracts.runs import RunStatus
 
 _RUN_STATUS: dict[WorkflowExecutionStatus, RunStatus] = {
     WorkflowExecutionStatus.RUNNING: RunStatus.running,

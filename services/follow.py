@@ -4,9 +4,9 @@ A waiting request gives up after `wait_timeout_s` and hands out the workflow id;
 the caller gets the outcome later, from Temporal itself (no second copy of run state).
 """
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
@@ -27,18 +27,20 @@ _STATUS: dict[WorkflowExecutionStatus, FollowStatus] = {
 }
 
 
-class FollowedWorkflow(BaseModel):
-    """Where a handed-out workflow stands; `result` once it succeeded, `error` once it failed."""
+@dataclass
+class Followed:
+    """Where a handed-out workflow stands; `result` once it succeeded, `error` once it failed.
+    A plain value: the response model is api/routes/workflows.py's, the only one answering it."""
 
     workflow_id: str
     status: FollowStatus
+    web_ui_url: str
     result: Any = None
     error: str | None = None
     error_type: str | None = None
-    web_ui_url: str
 
 
-async def follow(client: Client, settings: Settings, workflow_id: str) -> FollowedWorkflow:
+async def follow(client: Client, settings: Settings, workflow_id: str) -> Followed:
     """The state, and the result or failure, of one handed-out workflow."""
     if not workflow_id.startswith(FOLLOWABLE_PREFIXES):
         raise NotFound(f"workflow {workflow_id} is not one a request hands out")
@@ -48,7 +50,7 @@ async def follow(client: Client, settings: Settings, workflow_id: str) -> Follow
     except RPCError as exc:
         raise rpc_error(exc, what=f"workflow {workflow_id}") from None
     status: FollowStatus = _STATUS.get(description.status or WorkflowExecutionStatus.RUNNING, "failed")
-    answer = FollowedWorkflow(
+    answer = Followed(
         workflow_id=workflow_id, status=status, web_ui_url=settings.workflow_ui_url(workflow_id)
     )
     if status not in ("succeeded", "failed"):

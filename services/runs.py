@@ -4,10 +4,9 @@ Nothing here is stored in Postgres: a run's status, steps and result are Tempora
 its workflow id (`goal-<goalId>-<shortid>`, or `goal-<goalId>-<time>` when a schedule started it).
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import (
@@ -23,40 +22,16 @@ from temporalio.service import RPCError
 
 from contracts.dag import DagStatus
 from contracts.goals import RUN_KIND_GOAL, GoalProgress, GoalRunResult, GoalStep, StepStatus
+from contracts.runs import RunDetail, RunFailure, RunStatus, RunSummary
 from contracts.search import GOAL_ID
-from contracts.usage import TokenUsage
 from contracts.workflow_names import DAG_STATUS_QUERY, GOAL_STEPS_QUERY, GOAL_WORKFLOW
 from core.errors import Conflict, NotFound
 from core.settings import Settings
-from services.execution_status import VISIBILITY_STATUS, RunStatus, run_status, run_status_clause
+from services.execution_status import VISIBILITY_STATUS, run_status, run_status_clause
 from services.temporal_errors import application_cause, rpc_error
 from services.visibility import list_page, lists_changed
 
 QUERY_TIMEOUT = timedelta(seconds=10)
-
-
-class RunFailure(BaseModel):
-    type: str | None
-    message: str
-
-
-class RunSummary(BaseModel):
-    id: str
-    run_id: str | None
-    goal_id: int | None
-    status: RunStatus
-    started_at: datetime | None
-    closed_at: datetime | None
-    duration_ms: int | None
-    web_ui_url: str
-
-
-class RunDetail(RunSummary):
-    phase: str | None = None
-    usage: TokenUsage = TokenUsage()
-    result: GoalRunResult | None = None
-    failure: RunFailure | None = None
-    dag_workflow_id: str | None = None
 
 
 def _status(status: WorkflowExecutionStatus | None) -> RunStatus:

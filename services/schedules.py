@@ -5,10 +5,9 @@ cron string a person typed is kept in the scheduled action's memo because the se
 expressions into calendar specs and does not answer the original text back.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
@@ -27,32 +26,13 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.schedules import RecentAction, ScheduleInfo
 from core.errors import DomainError, Invalid, NotFound, Upstream
 from core.settings import Settings
 
 CATCHUP_WINDOW = timedelta(minutes=10)
 """After an outage, a missed slot still runs if it is at most this old; older ones are dropped
 rather than replayed as a burst."""
-
-
-class RecentAction(BaseModel):
-    workflow_id: str
-    scheduled_at: datetime
-    started_at: datetime
-
-
-class ScheduleInfo(BaseModel):
-    """What a person needs to know about one schedule."""
-
-    id: str
-    cron: str | None
-    timezone: str | None
-    paused: bool
-    note: str | None = None
-    workflow_type: str | None = None
-    next_runs: list[datetime] = []
-    recent_actions: list[RecentAction] = []
-    num_actions: int = 0
 
 
 def schedule_error(exc: RPCError, *, schedule_id: str, doing: str) -> DomainError:

@@ -1,8 +1,8 @@
 """`GET /stats`: counts from Postgres (goals, the usage ledger) and Temporal (runs by status)."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,33 +17,51 @@ from services import messages as intake_messages
 from services.temporal_errors import rpc_error
 
 
-class TokenTotals(BaseModel):
+@dataclass(frozen=True)
+class LedgerTotals:
+    """Finished runs and the tokens they used, from the usage ledger: one run kind, or summed."""
+
     runs: int = 0
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
 
+    def __add__(self, other: "LedgerTotals") -> "LedgerTotals":
+        return LedgerTotals(
+            runs=self.runs + other.runs,
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
 
-class TokenStats(BaseModel):
-    today: TokenTotals
-    last_7_days: TokenTotals
-    last_7_days_by_kind: dict[str, TokenTotals]
+
+@dataclass(frozen=True)
+class TokenWindows:
+    today: LedgerTotals
+    last_7_days: LedgerTotals
+    last_7_days_by_kind: dict[str, LedgerTotals]
 
 
-class Stats(BaseModel):
+@dataclass(frozen=True)
+class StatsCounts:
+    """Plain counts: the response model is the route's (api/routes/stats.py), which no other
+    caller answers."""
+
     goals: dict[str, int]
-    goals_total: int
     runs: dict[str, int]
     tasks: dict[str, int]
-    tokens: TokenStats
-    todo_tasks: dict[str, int] = {}
-    """Tasks people track (`/tasks`) by status; `tasks` counts agent tasks (`POST /task`)."""
-    messages_by_category: dict[str, int] = {}
-    """Chat messages by category (`unclassified`: pending or failed)."""
+    tokens: TokenWindows
+    todo_tasks: dict[str, int]
+    messages_by_category: dict[str, int]
+
+    @property
+    def goals_total(self) -> int:
+        return sum(self.goals.values())
 
 
-async def _totals(session: AsyncSession, since: datetime) -> dict[str, TokenTotals]:
+async def _totals(session: AsyncSession, since: datetime) -> dict[str, LedgerTotals]:
     query = (
         select(
             col(RunUsage.run_kind),
@@ -57,7 +75,7 @@ async def _totals(session: AsyncSession, since: datetime) -> dict[str, TokenTota
         .group_by(RunUsage.run_kind)
     )
     return {
-        kind: TokenTotals(
+        kind: LedgerTotals(
             runs=n,
             requests=requests or 0,
             input_tokens=inp or 0,
@@ -68,15 +86,7 @@ async def _totals(session: AsyncSession, since: datetime) -> dict[str, TokenTota
     }
 
 
-def _sum(parts: dict[str, TokenTotals]) -> TokenTotals:
-    total = TokenTotals()
-    for part in parts.values():
-        for field in TokenTotals.model_fields:
-            setattr(total, field, getattr(total, field) + getattr(part, field))
-    return total
-
-
-async def get_stats(session: AsyncSession, client: Client) -> Stats:
+async def get_stats(session: AsyncSession, client: Client) -> StatsCounts:
     """Goals by status, goal runs and agent tasks (`POST /task`) by status, and tokens used
     today (UTC) and in the last 7 days."""
     now = utcnow()
@@ -89,12 +99,15 @@ async def get_stats(session: AsyncSession, client: Client) -> Stats:
         task_counts = await runs.count_by_status(client, RUN_KIND_TASK)
     except RPCError as exc:
         raise rpc_error(exc, what="run counts") from None
-    return Stats(
+    return StatsCounts(
         goals=by_goal_status,
-        goals_total=sum(by_goal_status.values()),
         runs=run_counts,
         tasks=task_counts,
-        tokens=TokenStats(today=_sum(today), last_7_days=_sum(week), last_7_days_by_kind=week),
+        tokens=TokenWindows(
+            today=sum(today.values(), LedgerTotals()),
+            last_7_days=sum(week.values(), LedgerTotals()),
+            last_7_days_by_kind=week,
+        ),
         todo_tasks=await todo_tasks.count_by_status(session),
         messages_by_category=await intake_messages.count_by_category(session),
     )

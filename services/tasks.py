@@ -7,7 +7,6 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
@@ -58,10 +57,12 @@ class Upload:
     data: bytes
 
 
-class TaskStarted(BaseModel):
+@dataclass(frozen=True)
+class StartedTask:
+    """A task started without waiting; api/routes/task.py answers it as its TaskStarted."""
+
     workflow_id: str
-    status: str = "running"
-    attachments: list[TaskAttachment] = []
+    attachments: list[TaskAttachment]
 
 
 def media_type_of(upload: Upload) -> str:
@@ -125,7 +126,7 @@ async def run_task(
     prompt: str,
     uploads: list[Upload],
     wait: bool,
-) -> TaskStarted | tuple[str, AgentTaskResult | StillRunning]:
+) -> StartedTask | tuple[str, AgentTaskResult | StillRunning]:
     """Store the files as artifacts and start the workflow; with `wait`, its (id, result) or
     StillRunning after the bounded wait. NoWorker (503) before anything is stored when no worker
     is there to run it."""
@@ -167,5 +168,5 @@ async def run_task(
         result_type=AgentTaskResult,
     )
     if not wait:
-        return TaskStarted(workflow_id=workflow_id, attachments=attachments)
+        return StartedTask(workflow_id=workflow_id, attachments=attachments)
     return workflow_id, await wait_bounded(handle, handle.result(), settings=settings)

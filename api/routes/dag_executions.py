@@ -19,11 +19,11 @@ from contracts.dag import (
     NodeState,
     ResumeRequest,
 )
+from contracts.dag_executions import ExecutionDetail, ExecutionSummary, Started
 from services import dag_event_stream, dag_fork, dag_resume
 from services import dag_executions as service
 from services.dag_event_stream import Gap
-from services.dag_execution_list import ExecutionSummary, page_executions
-from services.dag_executions import ExecutionDetail, Started
+from services.dag_execution_list import page_executions
 from services.dags import SpecInvalid
 
 router = APIRouter(prefix="/api/v1", tags=["dag-executions"])

@@ -10,15 +10,15 @@ from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.dag import ExecutionStatus
+from contracts.dag_executions import ExecutionSummary, Started
 from contracts.planning import DEFAULT_PLANNER, PlannerInput
+from contracts.schedules import ScheduleInfo
 from contracts.usage import TokenUsage
 from core.models import DagCreate, DagPublic, DagUpdate
 from services import dag_executions as executions
 from services import dags as service
 from services import planning
 from services.dag_execution_list import page_executions
-from services.dag_executions import ExecutionSummary, Started
-from services.schedules import ScheduleInfo
 from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1", tags=["dags"])

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from api.deps import MAX_DB_ID, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.goals import GoalProgress
+from contracts.runs import RunDetail, RunStatus, RunSummary
 from services import runs as service
-from services.runs import RunDetail, RunStatus, RunSummary
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 

@@ -4,14 +4,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.accepted import WAITING_RESPONSES, WorkflowAccepted, accepted
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import error
-from contracts.agent_task import MAX_FILES, MAX_IMAGE_FILE_BYTES, MAX_TEXT_FILE_BYTES, AgentTaskResult
+from contracts.agent_task import (
+    MAX_FILES,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_TEXT_FILE_BYTES,
+    AgentTaskResult,
+    TaskAttachment,
+)
 from contracts.agents import AgentName
 from services import tasks as service
-from services.tasks import AttachmentTooLarge, AttachmentUnsupported, TaskStarted, Upload
+from services.tasks import AttachmentTooLarge, AttachmentUnsupported, StartedTask, Upload
 from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1/task", tags=["task"])
@@ -21,6 +28,12 @@ READ_LIMIT = max(MAX_TEXT_FILE_BYTES, MAX_IMAGE_FILE_BYTES) + 1
 
 class TaskResponse(AgentTaskResult):
     workflow_id: str
+
+
+class TaskStarted(BaseModel):
+    workflow_id: str
+    status: str = "running"
+    attachments: list[TaskAttachment] = []
 
 
 async def _read(files: list[UploadFile]) -> list[Upload]:
@@ -66,8 +79,9 @@ async def run_task(
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
     except AttachmentUnsupported as exc:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
-    if isinstance(outcome, TaskStarted):
-        return JSONResponse(outcome.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    if isinstance(outcome, StartedTask):
+        started = TaskStarted.model_validate(outcome, from_attributes=True)
+        return JSONResponse(started.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     workflow_id, result = outcome
     if isinstance(result, StillRunning):
         return accepted(result, settings)

@@ -20,9 +20,9 @@ from api.deps import SettingsDep, TemporalDep
 from api.errors import errors
 from api.routes.dag_executions import execution_events
 from contracts.goals import GoalProgress
+from contracts.runs import RunDetail, RunSummary
 from core.errors import Conflict
 from services import dag_executions, runs
-from services.runs import RunDetail, RunSummary
 from services.telegram_webapp import InitDataRefused, verify
 
 router = APIRouter(tags=["webapp"], responses=errors(401, 403))
