@@ -84,18 +84,3 @@ async def page_executions(
     )
     return [_summary(settings, wf) for wf in rows], next_cursor
 
-
-async def list_executions(
-    client: Client,
-    settings: Settings,
-    *,
-    dag_id: int | None,
-    status: ExecutionStatus | None,
-    limit: int,
-    offset: int,
-) -> list[ExecutionSummary]:
-    """Executions newest first (paged by offset)."""
-    found, _ = await page_executions(
-        client, settings, dag_id=dag_id, status=status, limit=limit, offset=offset
-    )
-    return found
