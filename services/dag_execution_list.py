@@ -83,4 +83,3 @@ async def page_executions(
         client, query, limit=limit, cursor=cursor, offset=offset, what="DAG executions"
     )
     return [_summary(settings, wf) for wf in rows], next_cursor
-
