@@ -1,7 +1,12 @@
 """An in-process cache for reads that cost a Temporal round trip (or a worker's replay).
 
 Bounded (least recently used entries go first), optionally expiring, and with one load in flight
-per key: a hundred callers asking for the same page at once share one visibility call.
+per key: a hundred callers asking for the same page at once share one visibility call. An expired
+value may still be answered for `stale_s` while one background load refreshes it (HTTP's
+stale-while-revalidate), so a value read all the time is never waited for once it is there.
+Hand-written because none of the libraries looked at does all of it: async-lru shares loads in
+flight and expires values but cannot answer a stale one while refreshing, nor forget the loads in
+flight on `clear`; cachetools is synchronous; aiocache does not share loads in flight.
 """
 
 import asyncio
@@ -18,9 +23,10 @@ class ReadCache(Generic[V]):
     A load that raises is not cached; every caller waiting on it gets the error. With
     `max_entries=0` nothing is kept: only loads in flight are shared."""
 
-    def __init__(self, *, max_entries: int, ttl_s: float | None = None) -> None:
+    def __init__(self, *, max_entries: int, ttl_s: float | None = None, stale_s: float = 0.0) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
+        self.stale_s = stale_s
         self._values: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[V]] = {}
         self._generation = 0
@@ -32,9 +38,12 @@ class ReadCache(Generic[V]):
         if found is None:
             return None
         stored_at, value = found
-        if self.ttl_s is not None and time.monotonic() - stored_at > self.ttl_s:
-            del self._values[key]
-            return None
+        if self.ttl_s is not None:
+            age = time.monotonic() - stored_at
+            if age > self.ttl_s + self.stale_s:
+                del self._values[key]
+            if age > self.ttl_s:
+                return None
         self._values.move_to_end(key)
         return value
 
@@ -60,13 +69,34 @@ class ReadCache(Generic[V]):
         value = self.peek(key)
         if value is not None:
             return value
+        stale = self._stale(key)
+        if stale is not None:
+            self._start(key, load)  # refresh for the callers after this one
+            return stale
+        return await asyncio.shield(self._start(key, load))
+
+    def prefetch(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> None:
+        """Load `key` in the background unless it is fresh or loading (a reader is about to ask)."""
+        if self.max_entries > 0 and self.peek(key) is None:
+            self._start(key, load)
+
+    def _stale(self, key: Hashable) -> V | None:
+        """An expired value still within `stale_s` of its expiry."""
+        found = self._values.get(key)
+        if found is None or self.ttl_s is None:
+            return None
+        stored_at, value = found
+        return value if time.monotonic() - stored_at <= self.ttl_s + self.stale_s else None
+
+    def _start(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        """The load in flight for `key`, started now if there is none."""
         task = self._loading.get(key)
         if task is None:
             # Its own task: a caller that hangs up does not cancel the load the others wait on.
             task = asyncio.ensure_future(self._load(key, load))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._loading[key] = task
-        return await asyncio.shield(task)
+        return task
 
     async def _load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         generation = self._generation

@@ -113,3 +113,48 @@ async def test_after_clear_no_caller_gets_a_value_loaded_from_before_it() -> Non
     late = await cache.get("k", load)
     assert (await early, late) == ("old", "new")
     assert await cache.get("k", load) == "new"  # the early load's value was not kept
+
+
+async def test_an_expired_value_is_answered_within_stale_s_while_one_load_refreshes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr("services.read_cache.time.monotonic", lambda: now[0])
+    cache: ReadCache[int] = ReadCache(max_entries=10, ttl_s=1.0, stale_s=1.0)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        if loads > 1:
+            await release.wait()
+        return loads
+
+    assert await cache.get("k", load) == 1
+    now[0] += 1.5  # expired, within the stale window: answered at once, refreshed once
+    assert [await cache.get("k", load) for _ in range(3)] == [1, 1, 1]
+    await asyncio.sleep(0)  # the refresh runs in its own task
+    assert loads == 2
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await cache.get("k", load) == 2  # the refreshed value, no further load
+    assert loads == 2
+    now[0] += 2.5  # past the stale window too: the caller waits for a load
+    assert await cache.get("k", load) == 3
+
+
+async def test_prefetch_loads_in_the_background_once_and_a_later_get_finds_it() -> None:
+    cache: ReadCache[str] = ReadCache(max_entries=10, ttl_s=60)
+    loads: list[str] = []
+
+    async def load() -> str:
+        loads.append("next")
+        return "page 2"
+
+    cache.prefetch("next", load)
+    cache.prefetch("next", load)  # already loading: nothing more
+    assert await cache.get("next", load) == "page 2"
+    cache.prefetch("next", load)  # fresh: nothing more
+    assert loads == ["next"]

@@ -115,3 +115,44 @@ async def test_a_list_page_is_reused_for_its_window_and_dropped_when_this_proces
         visibility.lists_changed()  # the window is 60 s here; in service it is FRESH_S
         await asyncio.sleep(0.2)
     assert ids == [second, first]
+
+
+async def test_a_page_read_by_cursor_has_the_next_page_read_ahead(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[bytes | None] = []
+    load = visibility._load
+
+    async def counted(client: Client, query: str, **kwargs: Any) -> Any:
+        loads.append(kwargs["token"])
+        return await load(client, query, **kwargs)
+
+    monkeypatch.setattr(visibility, "_load", counted)
+    monkeypatch.setattr(visibility.PAGES, "ttl_s", 60.0)
+    dag = await make_dag(api, {"nodes": [{"id": "x", "tool": "noop"}]})
+    ids = [await start(api, dag["id"]) for _ in range(3)]
+    for _ in range(100):  # until visibility lists all three
+        visibility.lists_changed()
+        if len(await _listed(api, dag["id"])) == 3:
+            break
+        await asyncio.sleep(0.2)
+    visibility.lists_changed()
+    loads.clear()
+
+    async def page(cursor: str | None) -> tuple[list[str], str | None]:
+        params: dict[str, Any] = {"dag_id": dag["id"], "limit": 1, **({"cursor": cursor} if cursor else {})}
+        response = await api.get("/api/v1/dag-executions", params=params)
+        return [e["id"] for e in response.json()], response.headers.get("x-next-cursor")
+
+    first, second_cursor = await page(None)
+    assert len(loads) == 1  # page 1 is no sign of a walk: nothing read ahead
+    second, third_cursor = await page(second_cursor)
+    assert third_cursor is not None
+    for _ in range(50):  # the read ahead runs in the background
+        if len(loads) == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert len(loads) == 3, "page 3 was not read ahead when page 2 was read by its cursor"
+    third, _ = await page(third_cursor)
+    assert first + second + third == ids[::-1]
+    assert loads.count(visibility.decode_cursor(third_cursor)) == 1  # read once, ahead of its reader
