@@ -35,6 +35,7 @@ from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
 from core import metrics, observability
+from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect, ensure_search_attributes
@@ -159,6 +160,7 @@ async def main() -> None:
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings)
+    freeze_startup_heap()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
     await worker.run()
 

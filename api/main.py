@@ -43,6 +43,7 @@ from core import observability
 from core.crypto import CryptoError
 from core.db import dispose_engines, session_scope
 from core.errors import Conflict, DomainError, Invalid, NotFound, Upstream
+from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
 from core.metrics import HttpMetrics, enable_temporal_metrics
 from core.settings import Settings, get_settings
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await ensure_defaults(session, settings)
         except Exception as exc:  # an unmigrated or unreachable DB: readiness names it
             log.warning("default provider and agents not registered: %s", type(exc).__name__)
+        freeze_startup_heap()
         yield
         await close_hub(app.state)  # the real-time hub of WS /api/v1/ws
         await dispose_engines()
