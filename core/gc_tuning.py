@@ -11,8 +11,15 @@ since it started serving.
 
 import gc
 
+_frozen = False
+
 
 def freeze_startup_heap() -> None:
-    """Collect once, then exempt every object alive now from all later collections."""
+    """Collect once, then exempt every object alive now from all later collections. Once per
+    process: a process that builds several apps (the tests) pays for the collection only once."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
     gc.collect()
     gc.freeze()
