@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
 
 from contracts.dag import ArchiveDagEventsInput
-from core.db import session_scope
+from core.db import session_scope, upsert_insert
 from core.models import DagEventRecord
 from core.settings import get_settings
 
@@ -23,10 +21,10 @@ async def archive_dag_events(data: ArchiveDagEventsInput) -> int:
         for item in data.events
     ]
     async with session_scope(get_settings()) as session:
-        dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-        insert = sqlite_insert if dialect == "sqlite" else pg_insert
         statement = (
-            insert(DagEventRecord).values(rows).on_conflict_do_nothing(index_elements=["workflow_id", "seq"])
+            upsert_insert(session)(DagEventRecord)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["workflow_id", "seq"])
         )
         await session.exec(statement)
         await session.commit()

@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +32,16 @@ async def dispose_engines() -> None:
     for engine in _engines.values():
         await engine.dispose()
     _engines.clear()
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The session's database dialect ("postgresql" or "sqlite")."""
+    return session.bind.dialect.name if session.bind is not None else "postgresql"
+
+
+def upsert_insert(session: AsyncSession) -> Any:
+    """The dialect's `insert` (PostgreSQL's or SQLite's): both have `on_conflict_do_*`."""
+    return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert
 
 
 @asynccontextmanager

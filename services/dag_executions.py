@@ -163,7 +163,7 @@ async def get_execution(client: Client, settings: Settings, execution_id: str) -
     the whole history), else the `status` query, whose answer is reused while the run's history
     has not grown (a workflow's state changes only with its history)."""
     description = await describe(client, execution_id)
-    closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
+    closed = _closed(description)
     key = (client.namespace, execution_id, description.run_id, settings.web_ui_url)
     cached = CLOSED_DETAILS.peek(key) if closed else None
     if cached is not None:
@@ -207,7 +207,7 @@ async def _detail(
     description: WorkflowExecutionDescription,
     live: DagStatus | None,
 ) -> ExecutionDetail:
-    closed = description.status not in (None, WorkflowExecutionStatus.RUNNING)
+    closed = _closed(description)
     nodes = live.nodes if live else []
     if live is not None and not closed:  # a model request queued for provider capacity
         nodes = await provider_waits(nodes, description, client.data_converter)
@@ -246,9 +246,12 @@ async def _detail(
     )
 
 
-async def _is_closed(client: Client, execution_id: str) -> bool:
-    description = await describe(client, execution_id)
+def _closed(description: WorkflowExecutionDescription) -> bool:
     return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+async def _is_closed(client: Client, execution_id: str) -> bool:
+    return _closed(await describe(client, execution_id))
 
 
 async def closed_conflict(client: Client, execution_id: str, doing: str) -> Conflict:
@@ -279,7 +282,7 @@ async def signal_raise_budget(client: Client, execution_id: str, request: Budget
     cannot answer, so the status is checked first; the workflow ignores an invalid one anyway.
     Answers the status the raise was checked against."""
     description = await describe(client, execution_id)
-    if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+    if _closed(description):
         raise Conflict(f"cannot raise the token budget: DAG execution {execution_id} is closed")
     handle = client.get_workflow_handle(execution_id, run_id=description.run_id)
     status = await query_status(handle)

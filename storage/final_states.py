@@ -6,12 +6,11 @@ same state. Only runs that close through DagWorkflow's own code write one; a ter
 out run (closed by the server) has none, and its readers fall back to the query.
 """
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.dag import DagStatus, FinalStateInput
+from core.db import upsert_insert
 from core.models import DagFinalState
 from core.models.common import utcnow
 
@@ -24,9 +23,7 @@ async def save(session: AsyncSession, final: FinalStateInput) -> None:
         "status": final.status.model_dump(mode="json"),
         "created_at": utcnow(),
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    statement = insert(DagFinalState).values(**values)
+    statement = upsert_insert(session)(DagFinalState).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=["workflow_id", "run_id"], set_={"status": statement.excluded.status}
     )

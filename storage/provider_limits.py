@@ -29,12 +29,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.provider_limits import Blocker
+from core.db import dialect_of, upsert_insert
 from core.models.common import utcnow
 from core.models.provider import Provider, ProviderLease, ProviderLimitState
 
@@ -59,22 +58,18 @@ class Admission:
 
 async def db_now(session: AsyncSession) -> datetime:
     """The database's clock (PostgreSQL) or this host's (SQLite: a file on one host)."""
-    if _dialect(session) == "postgresql":
+    if dialect_of(session) == "postgresql":
         now = (await session.exec(select(func.clock_timestamp()))).one()
         assert isinstance(now, datetime)
         return now
     return utcnow()
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "postgresql"
-
-
 async def _lock(session: AsyncSession, provider_id: int) -> datetime:
     """Take the provider's admission lock for this transaction; answer the time after it."""
     touch = update(ProviderLimitState).where(col(ProviderLimitState.provider_id) == provider_id)
     if (await session.exec(touch.values(touched_at=utcnow()))).rowcount == 0:
-        insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
+        insert = upsert_insert(session)
         await session.exec(
             insert(ProviderLimitState)
             .values(provider_id=provider_id, touched_at=utcnow())
