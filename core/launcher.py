@@ -61,6 +61,11 @@ def temporal_command(settings: Settings) -> list[str]:
     args = [
         str(TEMPORAL_BIN), "server", "start-dev",
         "--db-filename", str((DATA_DIR / "temporal.db").resolve()),
+        # The server holds one SQLite connection: every read waits for the write before it. A
+        # write-ahead log without a sync per commit makes each write short; a killed server loses
+        # nothing (only a power cut can take the last commits).
+        "--sqlite-pragma", "journal_mode=wal",
+        "--sqlite-pragma", "synchronous=normal",
         "--port", str(settings.temporal_port),
         "--ui-port", str(settings.temporal_ui_port),
         # The Web UI decodes payloads through the API (for whoever holds the token).

@@ -42,6 +42,7 @@ class Launcher:
     api_url: str
     temporal_target: str
     task_queue: str
+    cwd: Path
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -147,6 +148,8 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
         "LOG_LEVEL": "WARNING",
         "LLM_PROVIDER": "none",  # the local model has its own test (tests/test_local_model.py)
         "WORKER_PROCESSES": "1",  # kills target "the worker": one, unless a test asks for more
+        # Its own port, so stacks of tests running side by side (pytest-xdist) keep their own.
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS"):
         env.pop(inherited, None)  # the launcher starts its own server and generates secrets
@@ -165,6 +168,7 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
         api_url=f"http://127.0.0.1:{api_port}",
         temporal_target=f"127.0.0.1:{temporal_port}",
         task_queue=env["TASK_QUEUE"],
+        cwd=cwd,
     )
     reader = threading.Thread(target=read_output, args=(running,), daemon=True)
     reader.start()

@@ -5,11 +5,13 @@ the stack is ready again while the API stays up."""
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -141,6 +143,10 @@ async def test_a_temporal_server_killed_with_sigkill_comes_back_on_its_port_with
     again = await Client.connect(launcher.temporal_target)
     described = await again.get_workflow_handle(handle.id).describe()
     assert described.id == handle.id
+    # It kept the run with a write-ahead log and no sync per commit (core/launcher.py), which
+    # survives a killed process; the mode is stored in the file.
+    with closing(sqlite3.connect(f"file:{launcher.cwd}/data/temporal.db?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert availability.checks > 0 and availability.failures == []
     assert launcher.pids("api") == [api_pid] and alive(api_pid)
 
