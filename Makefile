@@ -18,8 +18,10 @@ lint: sync
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy .
 
+# Two processes (pytest-xdist), each with its own Temporal dev server, worker and database;
+# a test file stays in one process, so a module's stack starts once.
 test: lint
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2 --dist loadfile
 
 bench: sync
 	$(UV) run --frozen python -m bench.dag_overhead
