@@ -28,6 +28,7 @@ from contracts.workflow_names import DAG_STATUS_QUERY, GOAL_STEPS_QUERY, GOAL_WO
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services.execution_status import VISIBILITY_STATUS, run_status, run_status_clause
+from services.read_cache import ReadCache
 from services.temporal_errors import application_cause, rpc_error
 from services.visibility import list_page, lists_changed
 
@@ -130,6 +131,27 @@ async def _progress(handle: WorkflowHandle[Any, Any]) -> GoalProgress | None:
         return None
 
 
+CLOSED_PROGRESS: ReadCache[GoalProgress] = ReadCache(max_entries=1024)
+"""The `steps` answer of a run that closed without a result (failed, cancelled, terminated): it
+never changes, and asking again would make a worker replay the whole run. Keyed by run id, and
+describe is asked first on every read, so a reset or deleted run is never answered from here."""
+
+
+async def _closed_or_live_progress(
+    client: Client, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
+) -> GoalProgress | None:
+    """The `steps` answer; a closed run's is asked once per API process."""
+    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+        return await _progress(handle)
+    key = (client.namespace, handle.id, description.run_id)
+    progress = CLOSED_PROGRESS.peek(key)
+    if progress is None:
+        progress = await _progress(handle)
+        if progress is not None:
+            CLOSED_PROGRESS.put(key, progress)
+    return progress.model_copy(deep=True) if progress is not None else None
+
+
 async def _result(handle: WorkflowHandle[Any, Any]) -> tuple[GoalRunResult | None, RunFailure | None]:
     try:
         return await handle.result(follow_runs=False, rpc_timeout=QUERY_TIMEOUT), None
@@ -158,7 +180,7 @@ async def get_run(client: Client, settings: Settings, run_id: str) -> RunDetail:
         _, detail.failure = await _result(handle)
     elif detail.status in (RunStatus.terminated, RunStatus.timed_out, RunStatus.cancelled):
         detail.failure = RunFailure(type=detail.status.value, message=f"run {detail.status.value}")
-    progress = await _progress(handle)
+    progress = await _closed_or_live_progress(client, handle, description)
     if progress is not None:
         detail.usage = progress.usage
         detail.phase = progress.phase
@@ -204,7 +226,7 @@ async def get_steps(client: Client, run_id: str) -> GoalProgress:
                 usage=result.usage,
                 dag_workflow_id=result.dag_workflow_id,
             )
-    progress = await _progress(handle)
+    progress = await _closed_or_live_progress(client, handle, description)
     if progress is None:
         raise Conflict(f"run {run_id} cannot report its steps now (no worker answered)")
     if status == RunStatus.running and progress.phase == "running" and progress.dag_workflow_id:

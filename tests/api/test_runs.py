@@ -138,3 +138,30 @@ async def test_unmapped_temporal_rpc_errors_answer_by_status_not_500(settings: S
         response = await http.get("/boom")
     assert response.status_code == 404
     assert response.json() == {"detail": "the Temporal call not found"}
+
+
+async def test_a_failed_runs_steps_are_asked_once_then_kept(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = await make_goal_agent(api, fake_llm)
+    goal = await make_goal(api, agent["name"], max_tokens_per_run=1)  # fails right after planning
+    run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
+    assert await wait_closed(client, run_id) == WorkflowExecutionStatus.FAILED
+    asked: list[str] = []
+    query = runs_service._progress
+
+    async def counted(handle: Any) -> Any:
+        asked.append(handle.id)
+        return await query(handle)
+
+    monkeypatch.setattr(runs_service, "_progress", counted)
+    first = await api.get(f"/api/v1/runs/{run_id}")
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "failed" and first.json()["phase"] != "finished"
+    assert asked == [run_id]
+    # Each later read answers the same without a query, which would make a worker replay the run.
+    again = await api.get(f"/api/v1/runs/{run_id}")
+    steps = await api.get(f"/api/v1/runs/{run_id}/steps")
+    assert again.json() == first.json()
+    assert steps.status_code == 200 and steps.json()["steps"], steps.text
+    assert asked == [run_id]
