@@ -15,6 +15,7 @@ from contracts.search import SEARCH_ATTRIBUTES
 from core import metrics, observability
 from core.codec import codec_from_setting
 from core.settings import Settings
+from core.stream_polls import SharedStreamPolls
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,14 @@ def data_converter(settings: Settings) -> DataConverter:
 
 async def connect(settings: Settings) -> Client:
     """A client whose data converter and plugins match the worker's, so payloads round-trip;
-    its workers share its codec, its runtime (metrics) and its tracing interceptor."""
+    its workers share its codec, its runtime (metrics) and its tracing interceptor. Stream polls
+    that ask the same thing are one update (core/stream_polls.py)."""
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         plugins=[PydanticAIPlugin()],
-        interceptors=observability.temporal_interceptors(settings),
+        interceptors=[*observability.temporal_interceptors(settings), SharedStreamPolls()],
         runtime=metrics.temporal_runtime(),
     )
 

@@ -5,17 +5,23 @@ point here is reading part of a live stream, dropping the connection and coming 
 """
 
 import asyncio
+import contextlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest_asyncio
 import uvicorn
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from api.main import create_app
 from core.settings import Settings
+from core.temporal import connect
+from services import dag_event_stream
 from tests.api.dag_helpers import make_dag, start, wait_node
 
 GATED = {
@@ -120,3 +126,61 @@ async def test_bad_last_event_id_is_422(api: httpx.AsyncClient) -> None:
         f"/api/v1/dag-executions/{execution_id}/events", headers={"Last-Event-ID": "not-a-number"}
     )
     assert response.status_code == 422
+
+
+async def _pending_polls(client: Client, execution_id: str) -> int:
+    """Stream polls the workflow accepted and has not answered; each holds one of the server's
+    in-flight update slots for the execution (10 by default)."""
+    accepted = completed = 0
+    async for event in client.get_workflow_handle(execution_id).fetch_history_events():
+        accepted += event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        completed += event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    return accepted - completed
+
+
+async def test_subscribers_that_leave_while_caught_up_share_one_waiting_poll(
+    served: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A subscriber that is caught up waits in a poll (a workflow update) until the next event;
+    one that leaves then cannot take its poll back. Polls at the same offset are one update, so
+    subscribers coming and going on a waiting execution never reach the server's in-flight limit
+    (past it, every new subscriber waited seconds for its first event)."""
+    dag = await make_dag(served, GATED)
+    execution_id = await start(served, dag["id"])
+    await wait_node(served, execution_id, "gate", "waiting_approval")
+    client = await connect(settings)  # the API's own client
+    backlog = [offset async for offset, _ in _until_caught_up(client, settings, execution_id)]
+    for _ in range(12):  # more than Temporal's 10 in-flight updates per workflow
+        stream = dag_event_stream.events(client, settings, execution_id, after=max(backlog))
+        follower = asyncio.create_task(_drain(stream))
+        await asyncio.sleep(0.5)  # its poll now waits in the workflow
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    assert await _pending_polls(client, execution_id) == 1
+    began = time.perf_counter()
+    seen = await _events(served, execution_id, until="node_waiting_approval")
+    assert seen and time.perf_counter() - began < 2
+    approved = await served.post(f"/api/v1/dag-executions/{execution_id}/approve", json={"node_id": "gate"})
+    assert approved.status_code == 200, approved.text
+    await wait_node(served, execution_id, "c", "succeeded")
+    assert await _pending_polls(client, execution_id) == 0  # the next event answered the shared poll
+
+
+async def _until_caught_up(
+    client: Client, settings: Settings, execution_id: str
+) -> AsyncIterator[tuple[int, Any]]:
+    """The events there are now (the stream's backlog), without waiting for the next."""
+    stream = dag_event_stream.events(client, settings, execution_id, after=None)
+    while True:
+        try:
+            item = await asyncio.wait_for(anext(stream), 1)
+        except TimeoutError:
+            return
+        assert isinstance(item, tuple)
+        yield item
+
+
+async def _drain(stream: AsyncIterator[Any]) -> None:
+    async for _ in stream:
+        pass
