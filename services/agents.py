@@ -71,6 +71,11 @@ async def _check_fallbacks(session: AsyncSession, *, primary: ModelRef, fallback
 
 
 async def _deactivate_all(session: AsyncSession, name: str) -> None:
+    """Every version of `name` inactive, its rows locked first in id order (on PostgreSQL): two
+    activations of one name at once then wait for each other. A bare UPDATE locks the rows in
+    whatever order it meets them, and two of them deadlocked."""
+    versions = select(Agent.id).where(col(Agent.name) == name).order_by(col(Agent.id)).with_for_update()
+    await session.exec(versions)
     await session.exec(update(Agent).where(col(Agent.name) == name).values(is_active=False))
 
 

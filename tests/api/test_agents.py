@@ -246,12 +246,15 @@ async def test_concurrent_activations_leave_exactly_one_active_version(
     api: httpx.AsyncClient, provider: dict[str, Any]
 ) -> None:
     name = unique("race")
-    versions = [await make_agent(api, provider["id"], name=name) for _ in range(4)]
-    responses = await asyncio.gather(*(api.post(f"{AGENTS}/{v['id']}/activate") for v in versions))
-    assert {r.status_code for r in responses} <= {200, 409}, [r.text for r in responses]
-    assert any(r.status_code == 200 for r in responses)
-    active = await _versions(api, name, active="true")
-    assert len(active) == 1
+    versions = [await make_agent(api, provider["id"], name=name) for _ in range(6)]
+    # Each round deadlocked now and then while every activation locked the versions in its own
+    # order; a few rounds make that show.
+    for _ in range(10):
+        responses = await asyncio.gather(*(api.post(f"{AGENTS}/{v['id']}/activate") for v in versions))
+        assert {r.status_code for r in responses} <= {200, 409}, [r.text for r in responses]
+        assert any(r.status_code == 200 for r in responses)
+        active = await _versions(api, name, active="true")
+        assert len(active) == 1
 
 
 async def test_concurrent_creates_get_distinct_versions_or_a_409(
