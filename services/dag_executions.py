@@ -339,7 +339,7 @@ async def delete(session: AsyncSession, client: Client, execution_id: str) -> No
     """Delete a closed execution's history and its archived events; a running one must be
     cancelled first (409)."""
     description = await describe(client, execution_id)
-    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+    if not _closed(description):
         raise Conflict(f"DAG execution {execution_id} is running; cancel it first")
     request = DeleteWorkflowExecutionRequest(
         namespace=client.namespace,

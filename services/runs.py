@@ -141,7 +141,7 @@ async def _closed_or_live_progress(
     client: Client, handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription
 ) -> GoalProgress | None:
     """The `steps` answer; a closed run's is asked once per API process."""
-    if description.status in (None, WorkflowExecutionStatus.RUNNING):
+    if _status(description.status) == RunStatus.running:
         return await _progress(handle)
     key = (client.namespace, handle.id, description.run_id)
     progress = CLOSED_PROGRESS.peek(key)
