@@ -9,10 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_ai.durable_exec.temporal import PydanticAIPlugin
 from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import _Definition as WorkflowDefinition
 
 from activities.agent_request import agent_request
 from activities.agent_tasks import load_task_attachments
@@ -34,11 +37,13 @@ from activities.provider_limits import ProviderWaitInterceptor
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
-from core import metrics, observability
+from contracts.errors import WorkflowBug
+from core import metrics, observability, versioning
 from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
+from core.replay import move_replayable
 from core.settings import Settings, get_settings
-from core.temporal import connect, ensure_search_attributes
+from core.temporal import connect, data_converter, ensure_search_attributes
 from workflows.agent_task import AgentTaskWorkflow
 from workflows.agent_test import AgentTestWorkflow
 from workflows.dag import DagWorkflow
@@ -84,6 +89,14 @@ ACTIVITIES: list[Callable[..., Any]] = [
 ]
 
 
+WORKFLOW_FAILURE_TYPES: list[type[BaseException]] = [WorkflowBug, ValidationError]
+"""What fails a workflow for good besides its typed ApplicationErrors: goalflow's own invariant
+violations, and payloads that do not decode into their model (no retry of the same code can decode
+them). Never `Exception` or another superclass of Temporal's `NondeterminismError`: a release that
+cannot replay a run must hold it (its workflow task retried) until a fixed or rolled-back worker
+comes, not fail it for good."""
+
+
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("contracts")
 )
@@ -99,29 +112,56 @@ def activity_name(fn: Callable[..., Any]) -> str:
     return defn.name if defn is not None and defn.name else fn.__name__
 
 
+def workflow_name(cls: type) -> str:
+    """The name a workflow class is registered under."""
+    defn = WorkflowDefinition.must_from_class(cls)
+    return defn.name or cls.__name__
+
+
+def with_replaced(workflows: Sequence[type]) -> list[type]:
+    """WORKFLOWS with those registered under the same names as `workflows` replaced by them."""
+    replaced = {workflow_name(cls) for cls in workflows}
+    return [*(cls for cls in WORKFLOWS if workflow_name(cls) not in replaced), *workflows]
+
+
+def build_replayer(settings: Settings, *, workflows: Sequence[type] = ()) -> Replayer:
+    """A Replayer with the worker's workflows (`workflows` replacing theirs, as in
+    `build_worker`), sandbox, converter and plugins: what replays here replays on a worker."""
+    return Replayer(
+        workflows=with_replaced(workflows),
+        workflow_runner=WORKFLOW_RUNNER,
+        data_converter=data_converter(settings),
+        plugins=[PydanticAIPlugin()],
+        workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
     *,
     task_queue: str | None = None,
     stand_ins: Sequence[Callable[..., Any]] = (),
+    workflows: Sequence[type] = (),
+    build_id: str | None = None,
 ) -> Worker:
     """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin).
 
-    `stand_ins` replace the activities registered under the same names (tests' fakes)."""
+    `stand_ins` replace the activities registered under the same names (tests' fakes), and
+    `workflows` the workflows registered under the same names (a release's other code); `build_id`
+    overrides the version a versioned worker polls as."""
     replaced = {activity_name(fn) for fn in stand_ins}
     activities = [fn for fn in ACTIVITIES if activity_name(fn) not in replaced]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
+        workflows=with_replaced(workflows),
         activities=[*activities, *stand_ins],
+        deployment_config=versioning.deployment_config(settings, build_id=build_id),
         workflow_runner=WORKFLOW_RUNNER,
         max_concurrent_activities=200,
         interceptors=[ProviderWaitInterceptor()],  # a queued model request shows in its heartbeats
-        # A bug in workflow code fails the workflow with its error instead of retrying the
-        # workflow task until a fix is deployed; domain failures are typed ApplicationErrors.
-        workflow_failure_exception_types=[Exception],
+        workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
     )
 
 
@@ -162,7 +202,22 @@ async def main() -> None:
     worker = build_worker(client, settings)
     freeze_startup_heap()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
-    await worker.run()
+    polling = asyncio.create_task(worker.run())
+    if settings.worker_versioning and settings.worker_promote:
+        await promote(client, settings)
+    await polling
+
+
+async def promote(client: Client, settings: Settings) -> None:
+    """Make this worker's build the one new runs start on, and move onto it every run pinned to an
+    older build that this code replays (core/replay.py). A failure here leaves runs where they
+    are, never stops the worker."""
+    version = versioning.build_version(settings)
+    try:
+        await versioning.set_current(client, version)
+        await move_replayable(client, build_replayer(settings), version)
+    except Exception:
+        log.exception("build %s could not be made current", version.build_id)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Operator commands: `python -m cli rotate-keys`, `python -m cli rotate-codec-key`,
-`python -m cli raise-budget EXECUTION_ID MAX_TOKENS`.
+`python -m cli raise-budget EXECUTION_ID MAX_TOKENS`, `python -m cli replay --since 7d`.
 
 Rotating keys: put a new Fernet key first in ENCRYPTION_KEYS (`NEW,OLD`), run `rotate-keys` so
 every stored provider key is re-encrypted with it, then drop OLD from ENCRYPTION_KEYS.
@@ -9,13 +9,18 @@ above what the execution used; an execution paused at its budget (`on_budget: "a
 Rotating the payload key: `rotate-codec-key` puts a new key first in CODEC_KEYS; Temporal's
 history cannot be re-encrypted, so older keys stay (they decrypt what they wrote) until every run
 they wrote is past the namespace's retention.
+Checking a release: `replay` replays the history of every run started in the window (running or
+closed) against the workflow code of this checkout, exactly as its worker would; exit 1 names
+each run that would be held (its workflow task failing) if this code were deployed.
 """
 
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from pydantic import ValidationError
 
@@ -65,6 +70,35 @@ async def _raise_budget(execution_id: str, max_tokens: int, comment: str) -> str
     )
 
 
+WINDOW_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _window(text: str) -> timedelta:
+    """`7d`, `12h`, `30m`... as a timedelta (argparse's type: a bad value is a usage error)."""
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a window like 7d, 12h or 30m")
+    return timedelta(**{WINDOW_UNITS[match[2]]: int(match[1])})
+
+
+async def _replay(
+    since: timedelta, namespace: str | None, query: str | None, limit: int | None
+) -> tuple[int, list[str]]:
+    """(runs replayed, a line for each that does not replay) against this checkout's code."""
+    from core.replay import replay_query, since_clause  # imported late: keeps `--help` fast
+    from core.temporal import connect
+    from worker import build_replayer
+
+    settings = get_settings()
+    if namespace:
+        settings = settings.model_copy(update={"temporal_namespace": namespace})
+    client = await connect(settings)
+    listed = since_clause(since) + (f" AND ({query})" if query else "")
+    outcomes = await replay_query(client, build_replayer(settings), listed, limit=limit)
+    failed = [f"{o.workflow_id} ({o.workflow_type}, run {o.run_id}): {o.error}" for o in outcomes if o.error]
+    return len(outcomes), failed
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -85,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("execution_id", help="the execution (workflow) id, dag-<dagId>-<shortid>")
     budget.add_argument("max_tokens", type=int, help="the new max_tokens_per_run, above what was used")
     budget.add_argument("--comment", default="", help="why (shown in the execution's events)")
+    replay = commands.add_parser(
+        "replay",
+        help="replay recent runs' histories against this code (check a release before shipping)",
+    )
+    replay.add_argument("--since", type=_window, default=timedelta(days=7), help="window (default 7d)")
+    replay.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE)")
+    replay.add_argument("--query", help="a visibility filter too, e.g. \"WorkflowType = 'DagWorkflow'\"")
+    replay.add_argument("--limit", type=int, help="replay at most this many runs")
     return parser
 
 
@@ -106,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (DomainError, ValidationError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    elif args.command == "replay":
+        count, failed = asyncio.run(_replay(args.since, args.namespace, args.query, args.limit))
+        for line in failed:
+            print(f"does not replay: {line}")
+        print(f"{count - len(failed)} of {count} run(s) replay on this code")
+        return 1 if failed else 0
     return 0
 
 

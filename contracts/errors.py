@@ -25,3 +25,12 @@ INVALID_PATCH = "InvalidPatch"
 NO_TOKEN_BUDGET = "NoTokenBudget"
 BUDGET_TOO_LOW = "BudgetTooLow"
 """A raised budget must be above the tokens the execution has used."""
+
+
+class WorkflowBug(Exception):
+    """An invariant of goalflow's workflow code that does not hold: the one exception type (with
+    the decode errors the worker lists beside it) that fails a workflow for good.
+
+    Anything else a workflow task raises, above all Temporal's non-determinism error when a release
+    can no longer replay a run's history, only holds the run: the worker retries its workflow task
+    until a fixed or rolled-back worker picks it up (`worker.WORKFLOW_FAILURE_TYPES`)."""

@@ -26,6 +26,8 @@ from core.temporal import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+HELD_AFTER_KEY = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
+HELD_AFTER_ATTEMPTS = 2
 
 
 def ensure_generated_secrets() -> None:
@@ -74,6 +76,9 @@ def temporal_command(settings: Settings) -> list[str]:
         "--log-level", "warn",
         "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
         "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+        # A run whose workflow task failed twice in a row is marked (TemporalReportedProblems),
+        # so /health/ready can count held runs (services/held_runs.py).
+        "--dynamic-config-value", f"{HELD_AFTER_KEY}={HELD_AFTER_ATTEMPTS}",
     ]  # fmt: skip
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]

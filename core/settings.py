@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     """Worker processes `make run` starts on the task queue (default: one per core, at most 4).
     Python runs one core's worth of workflow and activity code per process; Temporal spreads the
     task queue over all of them."""
+    worker_versioning: bool = True
+    """Workers poll as a Worker Deployment version (core/versioning.py): a run keeps executing on
+    the build it started on; off, every worker takes every run (and must replay it)."""
+    worker_deployment: str = "goalflow"
+    worker_build_id: str | None = None
+    """Overrides the build id derived from the workflow code (core/versioning.py)."""
+    worker_promote: bool = True
+    """A starting worker makes its build the current one and moves runs that replay on it."""
     wait_timeout_s: float = Field(default=60, gt=0, le=600)
     """How long a request that answers from a workflow (agent test, task, planner) waits before
     it answers 202 with the workflow id to follow."""

@@ -45,11 +45,12 @@ from contracts.workflow_names import (
     DAG_WORKFLOW,
 )
 from core.db import session_scope
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, DomainError, NotFound, Upstream
 from core.settings import Settings
 from services import dag_event_stream, dags
 from services.dag_execution_list import dag_id_of
 from services.execution_status import dag_status, provider_waits
+from services.held_runs import held_reason
 from services.ids import short_id
 from services.read_cache import ReadCache
 from services.temporal_errors import query_error, rpc_error, update_error
@@ -169,9 +170,13 @@ async def get_execution(client: Client, settings: Settings, execution_id: str) -
     if cached is not None:
         return cached
     state = await _saved_final_state(settings, execution_id, description.run_id) if closed else None
-    if state is None:
+    held = None if closed else await held_reason(client, description)
+    if held is not None:  # no worker can answer the query: the last answer kept, if any
+        known = STATUS_ANSWERS.peek((client.namespace, execution_id, description.run_id))
+        state = known[1] if known is not None else None
+    elif state is None:
         state = await _queried_state(client, execution_id, description)
-    detail = await _detail(client, settings, execution_id, description, state)
+    detail = await _detail(client, settings, execution_id, description, state, held=held)
     if closed and detail.total and len(detail.nodes) <= CACHED_NODES_MAX:
         CLOSED_DETAILS.put(key, detail)
     return detail
@@ -206,6 +211,8 @@ async def _detail(
     execution_id: str,
     description: WorkflowExecutionDescription,
     live: DagStatus | None,
+    *,
+    held: str | None = None,
 ) -> ExecutionDetail:
     closed = _closed(description)
     nodes = live.nodes if live else []
@@ -237,7 +244,7 @@ async def _detail(
         suspended_node=live.suspended_node if live and not closed else None,
         error=error,
         max_tokens_per_run=live.max_tokens_per_run if live else None,
-        waiting_reason=live.waiting_reason if live and not closed else None,
+        waiting_reason=held or (live.waiting_reason if live and not closed else None),
         started_at=description.start_time,
         closed_at=description.close_time,
         web_ui_url=settings.workflow_ui_url(execution_id),
@@ -254,9 +261,16 @@ async def _is_closed(client: Client, execution_id: str) -> bool:
     return _closed(await describe(client, execution_id))
 
 
-async def closed_conflict(client: Client, execution_id: str, doing: str) -> Conflict:
-    """An RPC refused because the execution closed: a 409 (or 404 when it never existed)."""
-    await describe(client, execution_id)  # raises NotFound for an unknown id
+async def closed_conflict(client: Client, execution_id: str, doing: str) -> DomainError:
+    """An RPC the execution refused: a 409 when it closed (404 when it never existed), a 503 while
+    it is held (no worker of this release can replay it: a rollback or fix lets it take the call)."""
+    description = await describe(client, execution_id)  # raises NotFound for an unknown id
+    if not _closed(description):
+        held = await held_reason(client, description)
+        if held is not None:
+            return Upstream(
+                f"cannot {doing}: DAG execution {execution_id} is {held}", status_code=503, kind="RunHeld"
+            )
     return Conflict(f"cannot {doing}: DAG execution {execution_id} is closed")
 
 

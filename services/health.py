@@ -1,7 +1,8 @@
 """Readiness checks, each naming the part it covers.
 
 Required parts (database, Temporal, a worker polling the task queue) decide the answer: one down
-makes the service unavailable (503). Informational parts (providers, schedules, the local model)
+makes the service unavailable (503). Informational parts (providers, schedules, the local model, runs
+held because their workflow task keeps failing)
 report honestly but never take the API out of rotation: a provider whose key was revoked or a
 schedule that went missing is for an operator to see, not a reason to stop serving everything
 else; they mark the service "degraded".
@@ -21,6 +22,7 @@ from core.db import session_scope
 from core.models import ConnectionStatus, Dag, Goal, GoalStatus, Provider
 from core.settings import Settings
 from services.dags import schedule_id as dag_schedule_id
+from services.held_runs import held_runs
 from services.waiting import live_pollers
 
 CHECK_TIMEOUT_S = 5.0
@@ -146,11 +148,13 @@ async def readiness(settings: Settings, temporal: TemporalClient) -> dict[str, A
             await asyncio.gather(
                 _guard("worker", _worker(client, settings)),
                 _guard("schedules", _schedules(client, settings)),
+                _guard("held_runs", held_runs(client)),
             )
         )
     else:
         checks["worker"] = {"ok": False, "error": "Temporal unreachable"}
         checks["schedules"] = {"ok": False, "error": "Temporal unreachable"}
+        checks["held_runs"] = {"ok": False, "error": "Temporal unreachable"}
     failing = sorted(name for name in REQUIRED if not checks[name].get("ok"))
     degraded = sorted(
         name for name, result in checks.items() if name not in REQUIRED and not result.get("ok")

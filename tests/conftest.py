@@ -26,6 +26,7 @@ from contracts.search import SEARCH_ATTRIBUTES
 from core.codec import new_codec_key
 from core.crypto import new_key
 from core.db import dispose_engines
+from core.launcher import HELD_AFTER_ATTEMPTS, HELD_AFTER_KEY
 from core.settings import Settings, get_settings
 from core.temporal import data_converter
 from tests.fakes.openai_server import FakeOpenAI, start
@@ -39,6 +40,8 @@ FAST_MATCHING = [
     "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value",
     "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value",
+    f"{HELD_AFTER_KEY}={HELD_AFTER_ATTEMPTS}",
 ]
 CODEC_KEYS = new_codec_key()
 """The session's payload key: every client, worker and API of the run encrypts like production."""
@@ -106,6 +109,9 @@ def settings(
         "CODEC_KEYS": CODEC_KEYS,
         "ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),
         "LOG_LEVEL": "DEBUG",
+        # The in-process workers of most tests poll unversioned on their own task queues; the
+        # tests of core/versioning.py and of `make run` (tests/stack.py) turn it on.
+        "WORKER_VERSIONING": "false",
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

@@ -151,8 +151,9 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
         # Its own port, so stacks of tests running side by side (pytest-xdist) keep their own.
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
-    for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS"):
-        env.pop(inherited, None)  # the launcher starts its own server and generates secrets
+    for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS", "WORKER_VERSIONING"):
+        # the launcher starts its own server and generates secrets; its workers are versioned
+        env.pop(inherited, None)
     env.update(overrides)
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.launcher"],

@@ -196,7 +196,7 @@ async def run_agent(
             answered_by=candidate.model_label,
             fallback_from=failed,
         )
-    raise AssertionError("unreachable: the last model either answers or raises")
+    raise errors.WorkflowBug("unreachable: the last model either answers or raises")
 
 
 def _final(exc: Exception, reason: tuple[str, str] | None, failed: list[ModelFailure]) -> Exception:

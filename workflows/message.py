@@ -108,7 +108,9 @@ class MessageWorkflow:
             raise
         except Exception as exc:  # a bug: the message says so, and the workflow fails with it
             await self._progress("failed", reason=f"internal error: {type(exc).__name__}: {exc}")
-            raise
+            # Typed as a bug so it fails the run (a bare exception would hold it); the progress
+            # above is already in the history, so holding it could never replay differently.
+            raise errors.WorkflowBug(f"{type(exc).__name__}: {exc}") from exc
 
     async def _until_processed(self, params: MessageInput) -> MessageOutcome:
         await self._progress("analysing")

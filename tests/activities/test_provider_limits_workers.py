@@ -37,7 +37,7 @@ from tests.api.dag_helpers import CLOSED, wait_closed, wait_for
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import make_agent, make_provider
 from tests.stack import ROOT
-from worker import ACTIVITIES, WORKFLOW_RUNNER, WORKFLOWS
+from worker import ACTIVITIES, WORKFLOW_FAILURE_TYPES, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.dag import DagWorkflow
 
 BOUND_S = 120.0
@@ -90,7 +90,7 @@ async def limits_stack(client: Client, *, max_activities: int) -> AsyncIterator[
                 workflows=WORKFLOWS,
                 activities=ACTIVITIES,  # the local ones run here, with the workflow
                 workflow_runner=WORKFLOW_RUNNER,
-                workflow_failure_exception_types=[Exception],
+                workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
                 no_remote_activities=True,
             )
         )

@@ -62,7 +62,15 @@ async def test_ready_is_200_with_every_part_ok(own_database: Settings, worker: N
     assert body["status"] == "ok"
     assert body["failing"] == []
     assert body["degraded"] == []
-    assert set(body["checks"]) == {"database", "temporal", "worker", "providers", "schedules", "local_model"}
+    assert set(body["checks"]) == {
+        "database",
+        "temporal",
+        "worker",
+        "providers",
+        "schedules",
+        "local_model",
+        "held_runs",
+    }
     assert all(part["ok"] is True for part in body["checks"].values()), body
     assert body["checks"]["worker"]["pollers"] >= 1
     assert body["checks"]["schedules"]["expected"] == 0

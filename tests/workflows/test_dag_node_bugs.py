@@ -15,6 +15,7 @@ from core.db import session_scope
 from core.settings import get_settings
 from storage import final_states
 from tests.workflows.dag_fakes import fake_noop, fake_record_run_usage, new_queue, node, spec, start
+from worker import WORKFLOW_FAILURE_TYPES
 from workflows.dag import DagWorkflow
 
 
@@ -75,7 +76,7 @@ async def test_a_bug_in_the_run_loop_fails_the_execution_with_no_node_left_runni
         activities=[fake_noop, fake_blocker, fake_record_run_usage, save_final_state],
         # The sandbox would re-import DagGraph and miss the patch.
         workflow_runner=UnsandboxedWorkflowRunner(),
-        workflow_failure_exception_types=[Exception],
+        workflow_failure_exception_types=WORKFLOW_FAILURE_TYPES,
     ):
         handle = await start(client, queue, dag)
         with pytest.raises(WorkflowFailureError) as failed:
