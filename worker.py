@@ -3,9 +3,11 @@
 import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ from core import metrics, observability, versioning
 from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
 from core.replay import move_replayable
-from core.settings import Settings, get_settings
+from core.settings import WORKER_DRAIN_S, Settings, get_settings
 from core.temporal import connect, data_converter, ensure_search_attributes
 from workflows.agent_task import AgentTaskWorkflow
 from workflows.agent_test import AgentTestWorkflow
@@ -144,12 +146,14 @@ def build_worker(
     stand_ins: Sequence[Callable[..., Any]] = (),
     workflows: Sequence[type] = (),
     build_id: str | None = None,
+    drain: timedelta | None = None,
 ) -> Worker:
     """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin).
 
     `stand_ins` replace the activities registered under the same names (tests' fakes), and
     `workflows` the workflows registered under the same names (a release's other code); `build_id`
-    overrides the version a versioned worker polls as."""
+    overrides the version a versioned worker polls as; `drain` is how long a shutdown lets running
+    activities finish (none by default: tests' workers stop at once)."""
     replaced = {activity_name(fn) for fn in stand_ins}
     activities = [fn for fn in ACTIVITIES if activity_name(fn) not in replaced]
     return Worker(
@@ -158,6 +162,7 @@ def build_worker(
         workflows=with_replaced(workflows),
         activities=[*activities, *stand_ins],
         deployment_config=versioning.deployment_config(settings, build_id=build_id),
+        graceful_shutdown_timeout=drain or timedelta(),
         workflow_runner=WORKFLOW_RUNNER,
         max_concurrent_activities=200,
         interceptors=[ProviderWaitInterceptor()],  # a queued model request shows in its heartbeats
@@ -199,13 +204,19 @@ async def main() -> None:
         metrics.serve(settings.worker_metrics_address)
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, drain=timedelta(seconds=WORKER_DRAIN_S))
+    stopping: list[asyncio.Task[None]] = []  # holds the shutdown task while it runs
     freeze_startup_heap()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
     polling = asyncio.create_task(worker.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Stop polling, let running activities finish (WORKER_DRAIN_S), then exit.
+        loop.add_signal_handler(signum, lambda: stopping.append(asyncio.create_task(worker.shutdown())))
     if settings.worker_versioning and settings.worker_promote:
         await promote(client, settings)
     await polling
+    log.info("worker stopped")
 
 
 async def promote(client: Client, settings: Settings) -> None:

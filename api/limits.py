@@ -7,26 +7,38 @@ Starlette setting covers it), so a chunked upload is cut off as soon as it passe
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """Above the largest legitimate body: a 1 MB DAG spec, or 1 MiB of task attachments as multipart."""
 
 
-class BodyTooLarge(Exception):
-    """Raised from `receive` once a streamed body passes the cap."""
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes the cap.
+
+    An HTTPException, because FastAPI turns any other exception raised while it reads a body into
+    a 400 "There was an error parsing the body": a chunked body over the cap would not be a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body larger than {limit} bytes")
 
 
-async def _answer_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
+async def answer_json(send: Send, status: int, content: object) -> None:
+    """Answer a request from an ASGI middleware, before any route ran, in the API's error shape."""
+    body = json.dumps(content).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _answer_413(send: Send, limit: int) -> None:
+    await answer_json(send, 413, {"detail": f"request body larger than {limit} bytes"})
 
 
 class BodySizeLimit:
@@ -53,7 +65,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import require_token
 from api.errors import declare_errors
+from api.json_guard import JsonGuard
 from api.limits import BodySizeLimit
 from api.routes import (
     agents,
@@ -39,12 +40,13 @@ from api.routes import (
     workflows,
     ws,  # WS /api/v1/ws
 )
+from api.unknown_fields import refuse_unknown_fields
 from core import observability
 from core.crypto import CryptoError
 from core.db import dispose_engines, session_scope
 from core.errors import Conflict, DomainError, Invalid, NotFound, Upstream
 from core.gc_tuning import freeze_startup_heap
-from core.logs import setup_logging
+from core.logs import redact_access_log, setup_logging
 from core.metrics import HttpMetrics, enable_temporal_metrics
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -106,6 +108,7 @@ async def _crypto_error(_: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings."""
     settings = settings or get_settings()
+    redact_access_log()  # a token sent as ?token= never reaches the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = None
+    app.add_middleware(JsonGuard)  # depth, NUL and non-finite numbers: inside the size cap
     app.add_middleware(BodySizeLimit)
     if settings.cors_origins:
         app.add_middleware(
@@ -162,7 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webapp.router)  # its own auth: Telegram-signed initData
     app.include_router(codec.router)  # its own auth: the bearer token or the codec cookie
     app.include_router(ws.router)  # WS /api/v1/ws: checks the token itself before accepting
-    protected = [Depends(require_token)]
+    # The token first (a stranger gets a 401, not a list of fields), then typos in the body.
+    protected = [Depends(require_token), Depends(refuse_unknown_fields)]
     for module in (
         providers,
         agents,

@@ -13,7 +13,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from contracts.dag import MAX_NODES, MAX_PARAMS_BYTES, MAX_SPEC_BYTES, DagSpec, NodeSpec
-from contracts.templates import Reference, TemplateError, has_template, parse, template_texts
+from contracts.templates import TEMPLATE, Reference, TemplateError, has_template, parse, template_texts
+from contracts.tool_inputs import TOOL_OUTPUT_TYPES
 
 
 def _duplicates(spec: DagSpec) -> list[str]:
@@ -137,6 +138,80 @@ def _input_problems(node: NodeSpec, schema: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _schema_at(schema: dict[str, Any], path: Collection[Any]) -> dict[str, Any] | None:
+    """The sub-schema an input value at `path` must match (through properties, items and local
+    $refs), or None where the schema does not say."""
+    defs = schema.get("$defs", {})
+    current: dict[str, Any] | None = schema
+    for key in path:
+        while current is not None and "$ref" in current:
+            current = defs.get(str(current["$ref"]).rsplit("/", 1)[-1])
+        if current is None:
+            return None
+        if isinstance(key, int):
+            items = current.get("items")
+            current = items if isinstance(items, dict) else None
+        else:
+            current = current.get("properties", {}).get(key)
+    while current is not None and "$ref" in current:
+        current = defs.get(str(current["$ref"]).rsplit("/", 1)[-1])
+    return current
+
+
+def _types_of(schema: dict[str, Any]) -> set[str] | None:
+    """The JSON types a schema admits, or None when it admits any."""
+    if "anyOf" in schema:
+        found: set[str] = set()
+        for variant in schema["anyOf"]:
+            types = _types_of(variant) if isinstance(variant, dict) else None
+            if types is None:
+                return None
+            found |= types
+        return found
+    kind = schema.get("type")
+    if kind is None:
+        return None
+    types = {kind} if isinstance(kind, str) else set(kind)
+    return types | {"number"} if "integer" in types else types
+
+
+def _templated_values(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    """(path, template text) of every input value that is exactly one template."""
+    if isinstance(value, str):
+        match = TEMPLATE.fullmatch(value.strip())
+        return [(path, match.group(1))] if match else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _templated_values(item, (*path, key))]
+    if isinstance(value, list):
+        return [
+            found for index, item in enumerate(value) for found in _templated_values(item, (*path, index))
+        ]
+    return []
+
+
+def _type_problems(node: NodeSpec, schema: dict[str, Any], tools: Mapping[str, str | None]) -> list[str]:
+    """A whole-value template keeps its output's type: one whose tool always answers a type the
+    input field cannot take would fail at run time, so it is a problem now."""
+    problems = []
+    for path, text in _templated_values(node.input):
+        try:
+            reference = parse(text)
+        except TemplateError:
+            continue  # reported by _template_problems
+        tool = tools.get(reference.node or "") if reference.root == "nodes" else None
+        produced = TOOL_OUTPUT_TYPES.get(tool or "") if not reference.path else None
+        field = _schema_at(schema, path)
+        wanted = _types_of(field) if field is not None else None
+        if produced is None or wanted is None or produced & wanted:
+            continue
+        where = "input" + "".join(f"[{p!r}]" for p in path)
+        problems.append(
+            f"node {node.id!r}: {where} takes {' or '.join(sorted(wanted))}, but {{{{{text}}}}} is always "
+            f"{' or '.join(sorted(produced))} (the {tool} tool's output)"
+        )
+    return problems
+
+
 def validate_spec(
     spec: DagSpec,
     *,
@@ -162,6 +237,7 @@ def validate_spec(
     problems.extend(_duplicates(spec))
     ids = {node.id for node in spec.nodes}
     deps = {node.id: list(node.depends_on) for node in spec.nodes}
+    tools = {node.id: node.tool for node in spec.nodes}
     param_names = set(spec.params) | set(params or {})
     for node in spec.nodes:
         for dep in node.depends_on:
@@ -175,6 +251,7 @@ def validate_spec(
                 problems.append(f"node {node.id!r}: unknown tool {node.tool!r}")
             else:
                 problems.extend(_input_problems(node, schema))
+                problems.extend(_type_problems(node, schema, tools))
         if node.agent is not None and node.agent not in agent_names:
             problems.append(f"node {node.id!r}: unknown agent {node.agent!r}")
         problems.extend(_template_problems(node, ids=ids, param_names=param_names, deps=deps))

@@ -132,6 +132,18 @@ TOOL_INPUTS: dict[str, type[ToolInput]] = {
 """Tool name → its input model, for every built-in tool."""
 
 
+TOOL_OUTPUT_TYPES: dict[str, frozenset[str]] = {
+    "calculator": frozenset({"number"}),
+    "current_time": frozenset({"object"}),
+    "http_request": frozenset({"object"}),
+    "write_artifact": frozenset({"object"}),
+    "read_artifact": frozenset({"string"}),
+}
+"""The JSON types a tool's output always has, where it is fixed (`noop` answers its input, the
+others vary): a template that hands such an output to an input field of another type can never
+run, and the DAG is refused when it is stored (contracts/dag_validation.py)."""
+
+
 def tool_names() -> frozenset[str]:
     """Every built-in tool's name."""
     return frozenset(TOOL_INPUTS)

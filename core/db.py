@@ -12,6 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
+from core.stored_rows import read_json
 
 _engines: dict[str, AsyncEngine] = {}
 
@@ -21,9 +22,13 @@ def get_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url not in _engines:
         if url.startswith("sqlite"):
-            _engines[url] = create_async_engine(url, connect_args={"timeout": 30})
+            _engines[url] = create_async_engine(
+                url, connect_args={"timeout": 30}, json_deserializer=read_json
+            )
         else:
-            _engines[url] = create_async_engine(url, pool_pre_ping=True, pool_size=10)
+            _engines[url] = create_async_engine(
+                url, pool_pre_ping=True, pool_size=10, json_deserializer=read_json
+            )
     return _engines[url]
 
 

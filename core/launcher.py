@@ -4,6 +4,8 @@ Applies migrations, then runs the Temporal dev server (unless TEMPORAL_ADDRESS n
 external one; its SQLite file keeps every run across restarts), the worker and the API (and the
 bot when a token is set) under `core.supervisor`: a child that dies is restarted with backoff,
 one that keeps failing right at start-up stops everything with its last output, Ctrl-C stops all.
+A port already taken (by a leftover stack or anything else) ends it at once with one line naming
+the port and its holder, and a launcher killed even with SIGKILL takes its children with it.
 """
 
 import asyncio
@@ -20,7 +22,14 @@ from contracts.search import SEARCH_ATTRIBUTES
 from core import local_model
 from core.codec import new_codec_key
 from core.crypto import new_key
-from core.settings import DATA_DIR, GENERATED_ENV, Settings, describe_settings_error, get_settings
+from core.settings import (
+    DATA_DIR,
+    GENERATED_ENV,
+    WORKER_DRAIN_S,
+    Settings,
+    describe_settings_error,
+    get_settings,
+)
 from core.supervisor import Child, Supervisor
 from core.temporal import connect
 
@@ -28,6 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 HELD_AFTER_KEY = "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute"
 HELD_AFTER_ATTEMPTS = 2
+MODEL_STOP_GRACE_S = 60.0
+"""How long the local model may take to stop after SIGTERM. It stops after every child that asks
+it, and the longest answer (a long prompt, then MAX_ANSWER_TOKENS) takes tens of seconds on 2
+cores (README's measurements), so one being generated can still be delivered."""
 
 
 def ensure_generated_secrets() -> None:
@@ -136,10 +149,20 @@ def children(settings: Settings) -> list[Child]:
     for index in range(settings.worker_processes):  # Temporal spreads the task queue over them
         name = "worker" if index == 0 else f"worker-{index + 1}"
         worker_env = {**env, **worker_metrics_env(settings, index)}
-        parts.append(Child(name, [python, "-m", "worker"], env=worker_env, requires=up))
-    parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up))
+        parts.append(
+            Child(
+                name,
+                [python, "-m", "worker"],
+                env=worker_env,
+                requires=up,
+                # It lets the activities it runs finish first (core.settings.WORKER_DRAIN_S).
+                stop_grace_s=WORKER_DRAIN_S + 10,
+            )
+        )
+    parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up, ports=(settings.api_port,)))
     if settings.llm_provider == "local":
         # Last, so nothing waits for the model to load; the model file is provisioned in main().
+        # Stopped after every child that sends it requests (the bot started after it too).
         parts.append(
             Child(
                 "model",
@@ -147,6 +170,8 @@ def children(settings: Settings) -> list[Child]:
                 env=env,
                 ready=lambda: local_model.answers(settings),
                 ports=(settings.local_model_port,),
+                stop_last=True,
+                stop_grace_s=MODEL_STOP_GRACE_S,
             )
         )
     if settings.telegram_bot_token is not None:  # a blank TELEGRAM_BOT_TOKEN counts as unset

@@ -84,3 +84,48 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=log_format == "json")
     for noisy in ("httpx", "httpcore", "openai", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+SECRET_QUERY = re.compile(
+    r"([?&](?:[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key|signature)"
+    r"|key|sig|hash|initData|auth|authorization|code)=)[^&#\s\"]*",
+    re.IGNORECASE,
+)
+"""A query parameter whose value is a credential: access tokens, keys, signatures, Telegram's
+initData and OAuth codes."""
+
+
+def redact_query(text: str) -> str:
+    """`text` with the value of every credential-looking query parameter replaced."""
+    return SECRET_QUERY.sub(r"\1<redacted>", text)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Rewrites a record so no credential is logged: uvicorn's access log writes every request's
+    path with its query string (a REST or SSE `?token=`), its error log each WebSocket's, and at
+    DEBUG the websockets library the handshake's headers."""
+
+    SECRET_HEADERS = frozenset({"authorization", "sec-websocket-protocol", "cookie"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            if record.msg == "< %s: %s" and len(args) == 2 and str(args[0]).lower() in self.SECRET_HEADERS:
+                record.args = (args[0], "<redacted>")
+                return True
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        return True
+
+
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def redact_access_log() -> None:
+    """Install the filter on uvicorn's loggers once (idempotent); uvicorn's logging config keeps
+    the filters a logger already has."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuerySecrets) for f in logger.filters):
+            logger.addFilter(RedactQuerySecrets())

@@ -32,6 +32,12 @@ IntList = Annotated[list[int], NoDecode]
 StrList = Annotated[list[str], NoDecode]
 
 
+WORKER_DRAIN_S = 30.0
+"""How long a stopping worker lets the activities it runs finish (a model request being answered)
+before it cancels them: `make run` stops its workers first and the model last, so a request in
+flight is delivered, not failed and asked again."""
+
+
 class Settings(BaseSettings):
     """goalflow configuration (SPEC §6)."""
 

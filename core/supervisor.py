@@ -6,6 +6,13 @@ exponential backoff and says so. It gives up only when a child keeps dying right
 starts — a broken config or a taken port that no restart will fix — and then names the child,
 shows its last output, stops the rest and reports failure. SIGINT/SIGTERM stop everything.
 
+The children belong to the supervisor for real. Each runs in its own process group, so a Ctrl-C
+at the terminal reaches only the supervisor, which then stops them in its own order (the ones
+marked `stop_last` after the rest). On Linux each one is killed by the kernel when the
+supervisor dies, even by SIGKILL, so no orphan keeps a port for the next start. A port that is
+taken before a child ever started is someone else's: the run ends at once, with one line naming
+the port and the process that holds it, instead of reaching that other server.
+
 Every child's stdout and stderr go through one pipe, are echoed with the child's name as a
 prefix, and the last lines are kept in a ring buffer for that failure report.
 """
@@ -14,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections import deque
@@ -22,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from core.processes import describe_taken, die_with_this_process, port_is_free, signal_group
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
@@ -40,8 +48,14 @@ class Child:
             the policy's `ready_timeout_s` is killed and counts as a failed start.
         requires: Names of children that must be ready before this one (re)starts, so a worker
             is not restarted into a server that is itself restarting.
-        ports: TCP ports the child binds on 127.0.0.1; a restart waits until they are free,
-            because the previous instance's sockets may outlive it for a moment.
+        ports: TCP ports the child binds on 127.0.0.1. Taken before the first start, they end the
+            run (another program holds them, and a readiness check would reach it instead); a
+            restart waits until they are free, because the previous instance's sockets may
+            outlive it for a moment.
+        stop_grace_s: How long the child may take to exit after SIGTERM before it is killed; the
+            policy's `stop_grace_s` when None.
+        stop_last: Stopped only once every other child has exited: a server the others send
+            requests to, so that what they asked can finish before it goes.
     """
 
     name: str
@@ -51,6 +65,8 @@ class Child:
     ready: ReadyCheck | None = None
     requires: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
+    stop_grace_s: float | None = None
+    stop_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,17 +113,6 @@ def describe_exit(returncode: int) -> str:
     return f"exited with code {returncode}"
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could bind the port now (SO_REUSEADDR, as servers bind)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 class Supervisor:
     """Runs children in order, restarts the ones that die, and stops all of them together."""
 
@@ -134,6 +139,7 @@ class Supervisor:
         self._states: dict[str, _State] = {}
         self._stop = asyncio.Event()
         self._gave_up: str | None = None
+        self._preexec: Callable[[], None] | None = None
 
     def log(self, message: str) -> None:
         """One supervisor line, tagged so it stands out among the children's output."""
@@ -148,8 +154,15 @@ class Supervisor:
         """Start the children in order, keep them alive until stopped; 0 on a requested stop.
 
         Returns 1 when a child kept failing at start-up, after its last output was shown and
-        the others were stopped. `on_started` runs once every child has started (and is ready).
+        the others were stopped, and at once, with nothing started, when a child's port is
+        already taken. `on_started` runs once every child has started (and is ready).
         """
+        taken = [describe_taken(p, c.name) for c in self._children for p in c.ports if not port_is_free(p)]
+        if taken:
+            what = "it" if len(taken) == 1 else "them"
+            self.log(f"cannot start: {'; '.join(taken)} — stop what holds {what} or choose other ports")
+            return 1
+        self._preexec = die_with_this_process()
         loop = asyncio.get_running_loop()
         handled = (signal.SIGINT, signal.SIGTERM)
         for sig in handled:
@@ -226,8 +239,13 @@ class Supervisor:
             for name in child.requires:
                 if not await self._until(self._states[name].ready):
                     return
-            if not await self._wait_ports(child):
+            busy = await self._wait_ports(child, patient=state.proc is not None)
+            if busy is None:
                 return
+            if busy:
+                if not await self._ports_taken(state, busy):
+                    return
+                continue
             started_at = time.monotonic()
             try:
                 proc = await self._spawn(state)
@@ -267,6 +285,8 @@ class Supervisor:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            process_group=0,  # a Ctrl-C at the terminal is the supervisor's to pass on, in order
+            preexec_fn=self._preexec,
         )
         state.proc = proc
         assert proc.stdout is not None
@@ -289,8 +309,7 @@ class Supervisor:
                     f"{state.child.name} (pid {proc.pid}) not ready after "
                     f"{self.policy.ready_timeout_s:g}s; killing it"
                 )
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                signal_group(proc, signal.SIGKILL)
                 return False
             await self._sleep(0.25)
         return False
@@ -324,15 +343,31 @@ class Supervisor:
         self.log(f"{what}; restarting in {delay:.3g}s (restart #{state.restarts})")
         return await self._sleep(delay)
 
-    async def _wait_ports(self, child: Child) -> bool:
+    async def _ports_taken(self, state: _State, busy: list[int]) -> bool:
+        """A start refused over taken ports; True when a retry comes (after the backoff).
+
+        A child that never ran finds another program on its port, which no retry moves: give up
+        rather than start a child whose readiness check would reach that other program.
+        """
+        child = state.child
+        taken = "; ".join(describe_taken(p, child.name) for p in busy)
+        if state.proc is None:
+            self._gave_up = child.name
+            self.log(f"cannot start {child.name}: {taken}; stopping everything")
+            self._stop.set()
+            return False
+        state.last_output.append(taken)
+        return await self._after_exit(state, f"{child.name} not restarted: {taken}", 0.0, failed=True)
+
+    async def _wait_ports(self, child: Child, *, patient: bool) -> list[int] | None:
+        """The child's ports still taken (after `port_wait_s` when `patient`); None if stopped."""
         deadline = time.monotonic() + self.policy.port_wait_s
         while busy := [p for p in child.ports if not port_is_free(p)]:
-            if time.monotonic() > deadline:
-                self.log(f"{child.name}: ports {busy} still taken; starting anyway")
-                return True
+            if not patient or time.monotonic() > deadline:
+                return busy
             if not await self._sleep(0.25):
-                return False
-        return True
+                return None
+        return []
 
     async def _pump(self, name: str, stream: asyncio.StreamReader, last: deque[str]) -> None:
         """Echo the child's output line by line with its name, remembering the last lines."""
@@ -358,9 +393,11 @@ class Supervisor:
                 await asyncio.wait_for(asyncio.shield(state.pump), 1.0)
 
     async def _stop_all(self) -> None:
-        """SIGTERM the children, last started first; SIGKILL whoever outlives the grace time."""
+        """SIGTERM the children, last started first and those marked `stop_last` after all the
+        others; SIGKILL whoever outlives its grace time."""
         self._stop.set()
-        for state in reversed(list(self._states.values())):
+        newest_first = list(reversed(self._states.values()))
+        for state in sorted(newest_first, key=lambda s: s.child.stop_last):  # a stable sort
             await self._terminate(state)
         for state in self._states.values():
             await self._drain(state)
@@ -369,13 +406,12 @@ class Supervisor:
         proc = state.proc
         if proc is None or proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
+        grace = state.child.stop_grace_s
+        grace = self.policy.stop_grace_s if grace is None else grace
+        signal_group(proc, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), self.policy.stop_grace_s)
+            await asyncio.wait_for(proc.wait(), grace)
         except TimeoutError:
-            grace = self.policy.stop_grace_s
             self.log(f"{state.child.name} did not stop in {grace:g}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            signal_group(proc, signal.SIGKILL)
             await proc.wait()

@@ -13,23 +13,18 @@ answers.
 """
 
 from collections import deque
-from typing import Any
 
-from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from contracts.dag import DagSpec, ForkRequest, NodePatch, NodeSpec
+from contracts.dag import DagSpec, ForkRequest
 from contracts.dag_executions import Started
 from core.errors import Conflict, Invalid
 from core.settings import Settings
 from services import dags
 from services.dag_executions import FORKED_FROM, FORKED_FROM_NODE, get_execution
 from services.dag_resume import first_input, start_rerun, succeeded_outputs
-
-AGENT_FIELDS = ("prompt", "agent", "model", "temperature")
-NAMED_MAX = 20
-"""Node ids a refusal lists before it says how many more there are."""
+from services.node_patches import patched_spec
 
 
 async def fork(
@@ -80,54 +75,3 @@ def downstream(spec: DagSpec, node_id: str) -> set[str]:
                 found.add(child)
                 queue.append(child)
     return found
-
-
-def patched_spec(spec: DagSpec, patch: dict[str, NodePatch], *, rerun: set[str], from_node: str) -> DagSpec:
-    """`spec` with `patch` applied; Invalid naming every patch entry that cannot apply."""
-    nodes = {node.id: node for node in spec.nodes}
-    problems: list[str] = []
-    for node_id, change in patch.items():
-        node = nodes.get(node_id)
-        if node is None:
-            problems.append(f"patched node {node_id!r} is not in the DAG")
-        elif node_id not in rerun:
-            problems.append(
-                f"patched node {node_id!r} is not rerun by a fork from {from_node!r} (rerun: {_names(rerun)})"
-            )
-        else:
-            problems.extend(_kind_problems(node, change))
-    if problems:
-        raise Invalid("cannot fork: " + "; ".join(problems))
-    return spec.model_copy(
-        update={"nodes": [_apply(node, patch[node.id]) if node.id in patch else node for node in spec.nodes]}
-    )
-
-
-def _kind_problems(node: NodeSpec, change: NodePatch) -> list[str]:
-    given = change.model_dump(exclude_none=True)
-    if node.tool is not None:
-        wrong = [field for field in AGENT_FIELDS if field in given]
-        kind, allowed = "a tool node", "'input'"
-    else:
-        wrong = ["input"] if "input" in given else []
-        kind, allowed = "an agent node", "'prompt', 'agent', 'model' and 'temperature'"
-    if not wrong:
-        return []
-    fields = ", ".join(repr(field) for field in wrong)
-    return [f"patched node {node.id!r} is {kind}: {fields} cannot apply (only {allowed})"]
-
-
-def _apply(node: NodeSpec, change: NodePatch) -> NodeSpec:
-    values: dict[str, Any] = node.model_dump(mode="json")
-    values.update(change.model_dump(exclude_none=True))
-    try:
-        return NodeSpec.model_validate(values)
-    except ValidationError as exc:
-        messages = "; ".join(error["msg"] for error in exc.errors(include_input=False))
-        raise Invalid(f"cannot fork: patched node {node.id!r} is invalid: {messages}") from None
-
-
-def _names(ids: set[str]) -> str:
-    ordered = sorted(ids)
-    shown = ", ".join(ordered[:NAMED_MAX])
-    return shown + (f" and {len(ordered) - NAMED_MAX} more" if len(ordered) > NAMED_MAX else "")

@@ -9,15 +9,24 @@ WorkflowExecutionStarted event of its first run (later runs carry only unfinishe
 from collections.abc import Collection
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from contracts.dag import DagStatus, ExecutionStatus, NodeOutput, NodeStatus, ResumeRequest, RunDagInput
+from contracts.dag import (
+    DagStatus,
+    ExecutionStatus,
+    NodeOutput,
+    NodePatch,
+    NodeStatus,
+    ResumeRequest,
+    RunDagInput,
+)
 from contracts.dag_executions import ExecutionDetail, Started
 from contracts.search import GOAL_ID, RUN_KIND_DAG, search_attributes
 from contracts.workflow_names import DAG_RESUME_UPDATE
-from core.errors import Conflict
+from core.errors import Conflict, Invalid
 from core.settings import Settings
 from services import dags
 from services.dag_executions import (
@@ -29,6 +38,7 @@ from services.dag_executions import (
     update_then_status,
 )
 from services.ids import short_id
+from services.node_patches import patched_spec
 from services.temporal_errors import rpc_error
 
 
@@ -43,6 +53,8 @@ async def resume(
     (True, new execution) that reuses every succeeded node of a closed, failed or cancelled one."""
     detail = await get_execution(client, settings, execution_id)
     if detail.status == ExecutionStatus.suspended:
+        if request is not None and request.action == "patch":
+            await check_resume_patch(session, client, execution_id, request)
         return False, await _resume_suspended(client, execution_id, detail, request)
     if detail.status in (ExecutionStatus.running, ExecutionStatus.succeeded):
         raise Conflict(
@@ -111,6 +123,34 @@ async def start_rerun(
         summary=f"{label} — {note}",
         memo=memo,
     )
+
+
+async def check_resume_patch(
+    session: AsyncSession, client: Client, execution_id: str, request: ResumeRequest
+) -> None:
+    """A resume patch goes through the checks a fork's patch and `POST /dags` go through: the
+    node's new input (a tool node's whole input, an agent node's `{"prompt": ...}`) applied to
+    the execution's spec, which must then validate against today's tools and agents (Invalid /
+    SpecInvalid, a 422, before the workflow is asked anything)."""
+    first = await first_input(client, execution_id)
+    if first is None:
+        raise Conflict(f"cannot patch: the input of DAG execution {execution_id} cannot be read")
+    node = next((n for n in first.spec.nodes if n.id == request.node_id), None)
+    if node is None:
+        raise Invalid(f"cannot patch: node {request.node_id!r} is not in the DAG")
+    given = request.input or {}
+    try:
+        change = NodePatch(input=given) if node.tool is not None else NodePatch.model_validate(given)
+    except ValidationError as exc:
+        messages = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise Invalid(
+            f'cannot patch agent node {node.id!r}: {messages} (an agent node takes {{"prompt": ...}})'
+        ) from None
+    rerun = {node.id}
+    spec = patched_spec(first.spec, {node.id: change}, rerun=rerun, from_node=node.id)
+    await dags.check_spec(session, spec, params=first.params)
 
 
 async def _resume_suspended(

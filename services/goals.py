@@ -21,6 +21,8 @@ from core.db import count_by
 from core.errors import Conflict, Invalid, NotFound
 from core.models import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate
 from core.settings import Settings
+from core.stored_rows import public_row, public_rows
+from services import runs
 from services.agents import require_agent_name, resolve_agent
 from services.ids import short_id
 from services.schedules import delete_schedule, pause_schedule, unpause_schedule
@@ -172,10 +174,12 @@ def _replan_reason(goal: Goal, changes: dict[str, object]) -> str | None:
     return None
 
 
-async def public_goals(session: AsyncSession, goals: list[Goal]) -> list[GoalPublic]:
-    """Goals as the API answers them, each with the frozen plan version it runs (one query)."""
+async def public_goals(session: AsyncSession, goals: list[Goal], *, one: bool = False) -> list[GoalPublic]:
+    """Goals as the API answers them, each with the frozen plan version it runs (one query). A row
+    that cannot be answered is left out of a list, and is a 409 naming it when it is asked for
+    alone (`one`): stored data never fails a read for everyone (core/stored_rows.py)."""
     plans = await goal_plans.plans_in_use(session, [g.id for g in goals if g.id is not None])
-    answers = []
+    updates: list[dict[str, object] | None] = []
     for goal in goals:
         plan = plans.get(goal.id or 0)
         extra: dict[str, object] = {"schedule_id": goal.schedule_id}
@@ -185,8 +189,13 @@ async def public_goals(session: AsyncSession, goals: list[Goal]) -> list[GoalPub
                 "plan_dag_id": plan.dag_id,
                 "plan_failures": plan.failures,
             }
-        answers.append(GoalPublic.model_validate(goal, update=extra))
-    return answers
+        updates.append(extra)
+    if one:
+        return [
+            public_row(GoalPublic, goal, what=f"goal {goal.id}", update=updates[i])
+            for i, goal in enumerate(goals)
+        ]
+    return public_rows(GoalPublic, goals, what="goal", updates=updates)
 
 
 async def replan(session: AsyncSession, goal_id: int) -> Goal:
@@ -203,8 +212,16 @@ async def replan(session: AsyncSession, goal_id: int) -> Goal:
 
 async def delete_goal(session: AsyncSession, client: Client, goal_id: int) -> None:
     """Delete the schedule, then the goal and its plan versions (their DAGs stay, like the runs
-    in Temporal's history that name them)."""
+    in Temporal's history that name them). Refused (409) while a run of it is going: a DELETE
+    never stops work; its runs are cancelled first (POST /runs/{id}/cancel). Ids are never given
+    again (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so no later goal inherits its runs."""
     goal = await get_goal(session, goal_id)
+    running = await runs.running_runs_of_goal(client, goal_id)
+    if running:
+        raise Conflict(
+            f"goal {goal_id} has {len(running)} running run(s) ({', '.join(running[:5])}); "
+            "cancel them first (POST /api/v1/runs/{id}/cancel)"
+        )
     await delete_schedule(client, f"goal-{goal_id}")
     await goal_plans.delete_plans(session, goal_id)
     await session.delete(goal)

@@ -242,14 +242,13 @@ async def get_steps(client: Client, run_id: str) -> GoalProgress:
     return progress
 
 
-async def delete_run(client: Client, run_id: str) -> bool:
-    """A running run is cancelled (True); a closed one's history is deleted (False)."""
+async def delete_run(client: Client, run_id: str) -> None:
+    """Delete a closed run's history. A running one is refused (409): a DELETE never stops work,
+    `cancel_run` does (the same rule as DAG executions and goals)."""
     description = await _describe(client, run_id)
-    handle = client.get_workflow_handle(run_id, run_id=description.run_id, result_type=GoalRunResult)
+    if _status(description.status) == RunStatus.running:
+        raise Conflict(f"run {run_id} is running; cancel it first (POST /api/v1/runs/{run_id}/cancel)")
     try:
-        if _status(description.status) == RunStatus.running:
-            await handle.cancel()
-            return True
         await client.workflow_service.delete_workflow_execution(
             DeleteWorkflowExecutionRequest(
                 namespace=client.namespace,
@@ -260,4 +259,23 @@ async def delete_run(client: Client, run_id: str) -> bool:
         raise rpc_error(exc, what=f"run {run_id}") from None
     finally:
         lists_changed()
-    return False
+
+
+async def cancel_run(client: Client, run_id: str) -> None:
+    """Request cancellation of a running run (409 when it already closed)."""
+    description = await _describe(client, run_id)
+    if _status(description.status) != RunStatus.running:
+        raise Conflict(f"cannot cancel: run {run_id} is closed")
+    handle = client.get_workflow_handle(run_id, run_id=description.run_id)
+    try:
+        await handle.cancel()
+    except RPCError as exc:
+        raise rpc_error(exc, what=f"run {run_id}") from None
+    finally:
+        lists_changed()
+
+
+async def running_runs_of_goal(client: Client, goal_id: int) -> list[str]:
+    """The ids of a goal's running runs (at most 20: enough to name them in a refusal)."""
+    query = runs_query(goal_id=goal_id, status=RunStatus.running)
+    return [run.id async for run in client.list_workflows(query, limit=20)]

@@ -44,6 +44,7 @@ class Launcher:
     task_queue: str
     cwd: Path
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def output(self) -> str:
@@ -130,12 +131,9 @@ class Availability(threading.Thread):
             time.sleep(0.1)
 
 
-@contextmanager
-def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
-    """The real launcher in `cwd` (so ./data, with the Temporal SQLite file and the generated
-    secrets, is its own), on free ports, until the block ends; then Ctrl-C must stop it cleanly
-    with no child left alive. `overrides` are environment variables (DATABASE_URL, ...)."""
-    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+def launcher_env(cwd: Path, *, api_port: int, temporal_port: int, ui_port: int) -> dict[str, str]:
+    """The environment of a test's launcher in `cwd`: its own ports, task queue, SQLite database
+    and secrets (generated in ./data), no local model, one worker."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -154,7 +152,11 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
     for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS", "WORKER_VERSIONING"):
         # the launcher starts its own server and generates secrets; its workers are versioned
         env.pop(inherited, None)
-    env.update(overrides)
+    return env
+
+
+def spawn_launcher(cwd: Path, env: dict[str, str]) -> Launcher:
+    """`python -m core.launcher` in `cwd` with `env`, in its own session, its output collected."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.launcher"],
         cwd=cwd,
@@ -166,13 +168,26 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
     )
     running = Launcher(
         proc=proc,
-        api_url=f"http://127.0.0.1:{api_port}",
-        temporal_target=f"127.0.0.1:{temporal_port}",
+        api_url=f"http://127.0.0.1:{env['API_PORT']}",
+        temporal_target=f"127.0.0.1:{env['TEMPORAL_PORT']}",
         task_queue=env["TASK_QUEUE"],
         cwd=cwd,
     )
-    reader = threading.Thread(target=read_output, args=(running,), daemon=True)
-    reader.start()
+    running.reader = threading.Thread(target=read_output, args=(running,), daemon=True)
+    running.reader.start()
+    return running
+
+
+@contextmanager
+def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
+    """The real launcher in `cwd` (so ./data, with the Temporal SQLite file and the generated
+    secrets, is its own), on free ports, until the block ends; then Ctrl-C must stop it cleanly
+    with no child left alive. `overrides` are environment variables (DATABASE_URL, ...)."""
+    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = launcher_env(cwd, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port)
+    env.update(overrides)
+    running = spawn_launcher(cwd, env)
+    proc = running.proc
     try:
         # Start-up on a busy 2-core machine takes a while; the tests themselves are bounded.
         deadline = time.monotonic() + 240
@@ -184,7 +199,8 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
         children = [pid for name in ("temporal", "worker", "api") for pid in running.pids(name)]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, running.output
-        reader.join(timeout=10)
+        if running.reader is not None:
+            running.reader.join(timeout=10)
         assert not [pid for pid in children if alive(pid)], running.output
     finally:
         if proc.poll() is None:

@@ -5,6 +5,7 @@ the stack is ready again while the API stays up."""
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,8 +19,20 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from core.processes import port_is_free
 from core.settings import Settings
-from tests.stack import Availability, Launcher, alive, free_port, polling_pids, ready, running_launcher, until
+from tests.stack import (
+    Availability,
+    Launcher,
+    alive,
+    free_port,
+    launcher_env,
+    polling_pids,
+    ready,
+    running_launcher,
+    spawn_launcher,
+    until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,6 +164,72 @@ async def test_a_temporal_server_killed_with_sigkill_comes_back_on_its_port_with
     assert launcher.pids("api") == [api_pid] and alive(api_pid)
 
 
+def start_refused(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A launcher expected to give up before starting anything: quick, or it fails the test."""
+    cwd.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "core.launcher"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_launcher_whose_port_is_taken_says_so_in_one_line_and_exits_without_starting(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = launcher_env(tmp_path, api_port=free_port(), temporal_port=port, ui_port=free_port())
+        done = start_refused(tmp_path, env)
+    refusals = [line for line in done.stdout.splitlines() if "cannot start" in line]
+    assert done.returncode == 1, done.stdout
+    assert len(refusals) == 1, done.stdout
+    assert f"port {port} (temporal) is already in use by pid {os.getpid()} (" in refusals[0]
+    assert "temporal ready" not in done.stdout and "started (pid" not in done.stdout
+
+
+def test_a_launcher_killed_with_sigkill_takes_its_children_and_a_second_one_refused_its_ports(
+    tmp_path: Path,
+) -> None:
+    ports = {"api_port": free_port(), "temporal_port": free_port(), "ui_port": free_port()}
+    (tmp_path / "first").mkdir()
+    env = launcher_env(tmp_path / "first", **ports)
+    first = spawn_launcher(tmp_path / "first", env)
+    proc = first.proc
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 240  # start-up on a busy 2-core machine takes a while
+        while not ready(first.api_url):
+            assert proc.poll() is None and time.monotonic() < deadline, first.output
+            time.sleep(0.5)
+        children = [pid for name in ("temporal", "worker", "api") for pid in first.pids(name)]
+        [temporal], [api] = first.pids("temporal"), first.pids("api")
+
+        second = start_refused(tmp_path / "second", launcher_env(tmp_path / "second", **ports))
+        assert second.returncode == 1, second.stdout
+        assert "temporal ready" not in second.stdout and "started (pid" not in second.stdout
+        [refusal] = [line for line in second.stdout.splitlines() if "cannot start" in line]
+        assert f"port {ports['temporal_port']} (temporal) is already in use by pid {temporal} (" in refusal
+        assert f"port {ports['api_port']} (api) is already in use by pid {api} (" in refusal
+
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while [pid for pid in children if alive(pid)] or not all(map(port_is_free, ports.values())):
+            assert time.monotonic() < deadline, f"left alive: {[p for p in children if alive(p)]}"
+            time.sleep(0.1)
+    finally:
+        for pid in [proc.pid, *children]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize(("provider", "expected"), [("local", True), ("none", False), ("openai", False)])
 def test_the_local_model_is_a_supervised_child_only_with_llm_provider_local(
     provider: str, expected: bool
@@ -164,3 +243,7 @@ def test_the_local_model_is_a_supervised_child_only_with_llm_provider_local(
         assert list(parts["model"].argv)[-2:] == ["-m", "core.local_model"]
         assert parts["model"].ports == (settings.local_model_port,)
         assert parts["model"].ready is not None
+        # It stops after the children that send it requests, with time to finish an answer.
+        assert parts["model"].stop_last and (parts["model"].stop_grace_s or 0) >= 30
+    assert not any(child.stop_last for name, child in parts.items() if name != "model")
+    assert parts["api"].ports == (settings.api_port,)  # checked before the start, like the others

@@ -7,17 +7,27 @@ import io
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from core.supervisor import Child, RestartPolicy, Supervisor, port_is_free
+from core.processes import port_is_free
+from core.supervisor import Child, RestartPolicy, Supervisor
 
 FAST = RestartPolicy(initial_backoff_s=0.05, startup_window_s=2.0, stop_grace_s=5.0)
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"]
+LISTENER = (
+    "import socket, time\n"
+    "sock = socket.socket()\n"
+    "sock.bind(('127.0.0.1', 0))\n"
+    "sock.listen()\n"
+    "print(sock.getsockname()[1], flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 async def _until(condition: Callable[[], object], what: str, timeout_s: float = 30) -> None:
@@ -170,3 +180,86 @@ def test_port_is_free_sees_a_listening_socket() -> None:
         port = sock.getsockname()[1]
         assert not port_is_free(port)
     assert port_is_free(port)
+
+
+@pytest.fixture
+def held_port() -> Iterator[tuple[int, int]]:
+    """A TCP port another process listens on, and that process' pid."""
+    holder = subprocess.Popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        yield int(holder.stdout.readline()), holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+async def test_a_port_taken_before_the_start_ends_the_run_at_once_naming_the_port_and_its_holder(
+    held_port: tuple[int, int],
+) -> None:
+    port, holder = held_port
+
+    async def answers() -> bool:  # like the launcher's check: whoever answers on the port counts
+        return not port_is_free(port)
+
+    out = io.StringIO()
+    sup = Supervisor(
+        [Child("server", SLEEPER, ready=answers, ports=(port,)), Child("client", SLEEPER)],
+        policy=FAST,
+        out=out,
+    )
+    started = time.monotonic()
+    assert await asyncio.wait_for(sup.run(), 10) == 1, out.getvalue()
+    assert time.monotonic() - started < 5
+    log = out.getvalue()
+    assert log.count("\n") == 1, log  # one line says it all
+    assert f"port {port} (server) is already in use by pid {holder} ({sys.executable} -c import" in log
+    assert " started (pid" not in log and "server ready" not in log
+
+
+async def test_a_child_marked_stop_last_is_stopped_after_the_others_exited_and_gets_its_own_grace(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "events"
+
+    def stops_slowly(name: str, seconds: float) -> list[str]:
+        """A child that, told to stop, takes `seconds` to finish what it was doing."""
+        return [
+            sys.executable,
+            "-c",
+            "import signal, sys, time\n"
+            f"def note(what): open({str(events)!r}, 'a').write({name!r} + ' ' + what + '\\n')\n"
+            "def stop(signum, frame):\n"
+            "    note(signal.Signals(signum).name)\n"
+            f"    time.sleep({seconds})\n"
+            "    note('done')\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "print('up', flush=True)\n"
+            "time.sleep(120)\n",
+        ]
+
+    out = io.StringIO()
+    policy = RestartPolicy(initial_backoff_s=0.05, stop_grace_s=0.5)
+    sup = Supervisor(
+        [
+            Child("client", stops_slowly("client", 0.3)),
+            # Started after the client, as the launcher starts the model after the API.
+            Child("model", stops_slowly("model", 1.5), stop_last=True, stop_grace_s=5.0),
+        ],
+        policy=policy,
+        out=out,
+    )
+    started = asyncio.Event()
+    run = asyncio.create_task(sup.run(on_started=started.set))
+    await asyncio.wait_for(started.wait(), 30)
+    await _until(lambda: out.getvalue().count("| up") == 2, "both signal handlers")
+    sup.stop()
+    assert await asyncio.wait_for(run, 30) == 0
+    assert events.read_text().splitlines() == [
+        "client SIGTERM",
+        "client done",
+        "model SIGTERM",  # only once the client had finished
+        "model done",  # 1.5 s: longer than the policy's 0.5 s, within its own 5 s
+    ], out.getvalue()
+    assert "did not stop" not in out.getvalue()

@@ -15,6 +15,7 @@ from contracts.planning import DEFAULT_PLANNER, PlannerInput
 from contracts.schedules import ScheduleInfo
 from contracts.usage import TokenUsage
 from core.models import DagCreate, DagPublic, DagUpdate
+from core.stored_rows import public_row, public_rows
 from services import dag_executions as executions
 from services import dags as service
 from services import planning
@@ -108,7 +109,7 @@ async def list_dags(
     rows = await service.list_dags(
         session, name=name, scheduled=scheduled, limit=page.limit, offset=page.offset
     )
-    return [DagPublic.model_validate(d) for d in rows]
+    return public_rows(DagPublic, list(rows), what="DAG")
 
 
 @router.get("/dags/scheduled")
@@ -124,7 +125,7 @@ async def list_scheduled(client: TemporalDep) -> list[ScheduledDag]:
 @router.get("/dags/{dag_id}")
 async def get_dag(dag_id: IdPath, session: SessionDep) -> DagPublic:
     """One DAG."""
-    return DagPublic.model_validate(await service.get_dag(session, dag_id))
+    return public_row(DagPublic, await service.get_dag(session, dag_id), what=f"DAG {dag_id}")
 
 
 @router.patch("/dags/{dag_id}")

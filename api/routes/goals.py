@@ -19,7 +19,7 @@ class RunStarted(BaseModel):
 
 
 async def _public(session: SessionDep, goal: Goal) -> GoalPublic:
-    [public] = await service.public_goals(session, [goal])
+    [public] = await service.public_goals(session, [goal], one=True)
     return public
 
 

@@ -52,13 +52,15 @@ async def get_steps(run_id: RunIdPath, client: TemporalDep) -> GoalProgress:
     return await service.get_steps(client, run_id)
 
 
-@router.delete(
-    "/{run_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses={202: {"description": "the run was running; cancellation requested"}},
-)
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_run(run_id: RunIdPath, client: TemporalDep) -> Response:
-    """Cancel a running run (202), or delete a closed run's history (204)."""
-    cancelled = await service.delete_run(client, run_id)
-    code = status.HTTP_202_ACCEPTED if cancelled else status.HTTP_204_NO_CONTENT
-    return Response(status_code=code)
+    """Delete a closed run's history; a running run is a 409 (cancel it first)."""
+    await service.delete_run(client, run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_run(run_id: RunIdPath, client: TemporalDep) -> Response:
+    """Cancel a running run: it stops its DAG and closes as cancelled."""
+    await service.cancel_run(client, run_id)
+    return Response(status_code=status.HTTP_202_ACCEPTED)

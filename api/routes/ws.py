@@ -8,13 +8,12 @@ Authenticated with the API token before the socket is accepted (refused with 403
 
 import asyncio
 import contextlib
-import logging
-import re
 import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
+from core.logs import redact_access_log
 from core.settings import Settings
 from services.realtime import Subscriber, hub_of
 
@@ -27,25 +26,7 @@ TOO_SLOW = 1013
 """Close code for a client that fell too far behind: reconnect with `?after=<id>`."""
 
 
-class _RedactToken(logging.Filter):
-    """uvicorn logs each WebSocket's path with its query string, and at DEBUG the handshake's
-    headers (through the websockets library): never the token they carry."""
-
-    QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
-    SECRET_HEADERS = frozenset({"authorization", "sec-websocket-protocol", "cookie"})
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if not isinstance(args, tuple) or not args:
-            return True
-        if record.msg == "< %s: %s" and len(args) == 2 and str(args[0]).lower() in self.SECRET_HEADERS:
-            record.args = (args[0], "<redacted>")
-            return True
-        record.args = tuple(self.QUERY.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in args)
-        return True
-
-
-logging.getLogger("uvicorn.error").addFilter(_RedactToken())
+redact_access_log()  # the path and handshake headers uvicorn logs hold the token (core/logs.py)
 
 
 def offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:

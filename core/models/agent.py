@@ -94,6 +94,7 @@ class Agent(AgentBase, table=True):
             postgresql_where=text("is_active"),
             sqlite_where=text("is_active"),
         ),
+        {"sqlite_autoincrement": True},  # ids never reused (migration 0013)
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -38,6 +38,8 @@ class DagUpdate(SQLModel):
 
 
 class Dag(DagBase, table=True):
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (migration 0013)
+
     id: int | None = Field(default=None, primary_key=True)
     spec: dict[str, Any] = json_field(default_factory=dict)
     created_at: datetime = created_at_field()

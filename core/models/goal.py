@@ -64,6 +64,8 @@ class GoalUpdate(SQLModel):
 
 
 class Goal(GoalBase, table=True):
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (migration 0013)
+
     id: int | None = Field(default=None, primary_key=True)
     status: GoalStatus = Field(default=GoalStatus.active, sa_type=String(16), index=True)
     created_at: datetime = created_at_field()

@@ -125,6 +125,8 @@ class ProviderUpdate(ProviderLimits):
 
 
 class Provider(ProviderBase, table=True):
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (migration 0013)
+
     id: int | None = Field(default=None, primary_key=True)
     encrypted_api_key: str | None = None
     api_key_hint: str | None = Field(default=None, max_length=8)

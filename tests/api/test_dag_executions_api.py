@@ -172,6 +172,17 @@ async def test_resume_suspended_execution_patches_the_failed_node(api: httpx.Asy
         f"/api/v1/resume-dag/{execution_id}", json={"node_id": "calc", "action": "patch"}
     )
     assert no_input.status_code == 422
+    # A patch is checked like a fork's and POST /dags's, before the workflow is asked anything.
+    for bad, says in (
+        ({"expression": 5}, "input['expression']"),
+        ({"expression": "1", "nope": 1}, "nope"),
+    ):
+        refused = await api.post(
+            f"/api/v1/resume-dag/{execution_id}", json={"node_id": "calc", "action": "patch", "input": bad}
+        )
+        assert refused.status_code == 422, refused.text
+        assert says in refused.text
+    assert (await api.get(f"/api/v1/dag-executions/{execution_id}")).json()["status"] == "suspended"
 
     resumed = await api.post(
         f"/api/v1/resume-dag/{execution_id}",

@@ -233,7 +233,9 @@ async def test_a_key_that_cannot_be_sent_in_a_header_is_422_and_stores_nothing(
     body = {"name": name, "kind": "openai_compatible", "base_url": fake_llm.base_url, "api_key": bad_key}
     response = await api.post("/api/v1/providers", json=body)
     assert response.status_code == 422, response.text
-    assert "HTTP header" in str(response.json()["detail"])
+    detail = str(response.json()["detail"])
+    # A NUL character is refused at the door (api/json_guard.py), naming the field, not the key.
+    assert "HTTP header" in detail or ("'api_key'" in detail and "NUL" in detail), detail
     assert bad_key not in response.text
     listed = await api.get("/api/v1/providers", params={"limit": 500})
     assert name not in [p["name"] for p in listed.json()]

@@ -107,15 +107,26 @@ async def test_steps_are_live_while_running_and_final_after_and_delete(
             await asyncio.sleep(0.3)
 
 
-async def test_deleting_a_running_run_cancels_it(
+async def test_deleting_a_running_run_or_its_goal_is_refused_and_cancel_stops_it(
     api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
 ) -> None:
     agent = await make_goal_agent(api, fake_llm, plan=APPROVAL_PLAN)
     goal = await make_goal(api, agent["name"])
     run_id = (await api.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
-    response = await api.delete(f"/api/v1/runs/{run_id}")
+    refused = await api.delete(f"/api/v1/runs/{run_id}")
+    assert refused.status_code == 409 and "cancel it first" in refused.text
+    for _ in range(50):  # the goal's runs are found through visibility, which lists a new run soon
+        if (await api.get(f"/api/v1/runs?goalId={goal['id']}&status=running")).json():
+            break
+        await asyncio.sleep(0.2)
+    goal_refused = await api.delete(f"/api/v1/goals/{goal['id']}")
+    assert goal_refused.status_code == 409 and run_id in goal_refused.text
+    response = await api.post(f"/api/v1/runs/{run_id}/cancel")
     assert response.status_code == 202
     assert await wait_closed(client, run_id) == WorkflowExecutionStatus.CANCELED
+    again = await api.post(f"/api/v1/runs/{run_id}/cancel")
+    assert again.status_code == 409
+    assert (await api.delete(f"/api/v1/goals/{goal['id']}")).status_code == 204
     assert (await api.get(f"/api/v1/runs/{run_id}")).json()["status"] == "cancelled"
 
 

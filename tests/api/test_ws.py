@@ -156,6 +156,22 @@ async def test_ws_takes_the_token_as_header_subprotocol_or_query_and_never_logs_
     assert token not in log
 
 
+async def test_a_token_in_a_rest_or_sse_query_string_never_reaches_the_access_log(
+    apis: tuple[ApiProcess, ApiProcess], settings: Settings
+) -> None:
+    api, _ = apis
+    token = _token(settings)
+    async with httpx.AsyncClient(base_url=api.url) as http:
+        refused = await http.get(f"/api/v1/dags?token={token}")
+        assert refused.status_code == 401  # a REST route takes the token only as a header
+        await http.get(f"/api/v1/dag-executions/dag-0-none/events?limit=1&api_key={token}&x=1")
+    await asyncio.sleep(0.5)  # let the process flush its log lines
+    log = await asyncio.to_thread(api.log.read_text)
+    assert "GET /api/v1/dags?token=<redacted> HTTP/1.1" in log
+    assert "api_key=<redacted>&x=1" in log
+    assert token not in log
+
+
 async def test_events_reach_clients_of_both_api_processes(
     apis: tuple[ApiProcess, ApiProcess], settings: Settings, intake: FakeIntake
 ) -> None:
