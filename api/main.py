@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, IntegrityError
 from temporalio.service import RPCError
 
@@ -130,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await close_hub(app.state)  # the real-time hub of WS /api/v1/ws
         await dispose_engines()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN: they work offline.
+    app = FastAPIOffline(
         title="goalflow",
         version="0.1.0",
         description="Durable AI-agent work on Temporal.",
