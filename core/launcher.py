@@ -30,6 +30,7 @@ from core.settings import (
     describe_settings_error,
     get_settings,
 )
+from core.stack_ready import announce_when_answering
 from core.supervisor import Child, Supervisor
 from core.temporal import connect
 
@@ -200,7 +201,19 @@ async def supervise(settings: Settings) -> int:
             flush=True,
         )
 
-    return await Supervisor(children(settings), tag="goalflow").run(on_started=banner)
+    supervisor = Supervisor(children(settings), tag="goalflow")
+    announcing: list[asyncio.Task[None]] = []
+
+    def started() -> None:
+        # Every child started; "running" only once each part answers (core/stack_ready.py).
+        announce = announce_when_answering(settings, banner, supervisor.log)
+        announcing.append(asyncio.get_running_loop().create_task(announce))
+
+    try:
+        return await supervisor.run(on_started=started)
+    finally:
+        for task in announcing:
+            task.cancel()
 
 
 def main() -> None:

@@ -247,3 +247,25 @@ def test_the_local_model_is_a_supervised_child_only_with_llm_provider_local(
         assert parts["model"].stop_last and (parts["model"].stop_grace_s or 0) >= 30
     assert not any(child.stop_last for name, child in parts.items() if name != "model")
     assert parts["api"].ports == (settings.api_port,)  # checked before the start, like the others
+
+
+async def test_the_running_banner_waits_until_the_api_and_a_worker_answer(tmp_path: Path) -> None:
+    env = launcher_env(tmp_path, api_port=free_port(), temporal_port=free_port(), ui_port=free_port())
+    launcher = spawn_launcher(tmp_path, env)
+    try:
+        await until(
+            lambda: "running — Ctrl-C stops everything" in launcher.output, "the banner", launcher, 240
+        )
+        # The moment it says so, the API and a worker answer (it used to be ~20 s early).
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(f"{launcher.api_url}/health")).status_code == 200
+        assert await polling_pids(launcher), launcher.output
+        lines = launcher.output.splitlines()
+        banner = next(i for i, line in enumerate(lines) if "running — Ctrl-C" in line)
+        waited = [i for i, line in enumerate(lines) if "starting — waiting for" in line]
+        assert all(i < banner for i in waited)
+        launcher.proc.send_signal(signal.SIGINT)
+        assert launcher.proc.wait(timeout=60) == 0, launcher.output
+    finally:
+        if launcher.proc.poll() is None:
+            os.killpg(launcher.proc.pid, signal.SIGKILL)
