@@ -57,7 +57,7 @@ CATEGORY_MEANINGS: dict[Category, str] = {
     Category.information: "news, facts or links shared, nothing to do",
     Category.other: "anything else",
 }
-"""The documented category set (README "Chat intake"); the classifier must pick one."""
+"""The documented category set (docs/intake.md); the classifier must pick one."""
 
 
 class Urgency(StrEnum):

@@ -41,7 +41,7 @@ HELD_AFTER_ATTEMPTS = 2
 MODEL_STOP_GRACE_S = 60.0
 """How long the local model may take to stop after SIGTERM. It stops after every child that asks
 it, and the longest answer (a long prompt, then MAX_ANSWER_TOKENS) takes tens of seconds on 2
-cores (README's measurements), so one being generated can still be delivered."""
+cores (docs/running.md's measurements), so one being generated can still be delivered."""
 
 
 def ensure_generated_secrets() -> None:

@@ -4,7 +4,7 @@ workflow and worker process.
 Why the database: it is the one store every worker process shares (PostgreSQL in production,
 the SQLite file under `make run`). An in-process limiter (aiolimiter, an asyncio.Semaphore)
 would hold per process, so N workers would let N times the limit through; Redis is not part of
-the stack. See the README's "Provider limits" for the libraries looked at first.
+the stack. See "Provider limits" in docs/models.md for the libraries looked at first.
 
 How:
 - Each model request to a limited provider is a row in `provider_leases`. It is queued first and

@@ -2,7 +2,7 @@
 is a contract (`contracts/`), one only the API answers lives beside its route (`api/routes/`).
 
 A model defined in a service would be a response shape hidden in the domain layer, where the next
-route or handler would import it from; this keeps the rule written in the README true.
+route or handler would import it from; this keeps the rule written in docs/layout.md true.
 """
 
 import importlib
