@@ -157,5 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Flush and end the process without interpreter finalization. The Temporal client's Rust
+    threads can outlive the event loop, and finalizing under them now and then aborts a
+    short-lived client process with "PyGILState_Release: thread state ... must be current"
+    (temporalio/sdk-python#300; seen here as exit -6 after `raise-budget` printed its answer)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
