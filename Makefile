@@ -10,8 +10,10 @@ uv:
 sync: uv
 	@$(UV) sync --frozen --quiet
 
+# The launcher runs as make's own child, not under `uv run`: a `kill -9` of the process a user sees
+# as the supervisor must take its children with it (core/processes.py), and uv would stay between.
 run: sync
-	$(UV) run --frozen python -m core.launcher
+	$${UV_PROJECT_ENVIRONMENT:-.venv}/bin/python -m core.launcher
 
 lint: sync
 	$(UV) run --frozen ruff check .

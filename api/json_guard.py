@@ -67,16 +67,27 @@ def problem_of(data: Any, *, max_depth: int = MAX_DEPTH) -> tuple[Path, str, str
     return None
 
 
-def check_body(body: bytes, *, max_depth: int = MAX_DEPTH) -> tuple[Path, str, str] | None:
-    """What is wrong with a JSON body, or None (a body that does not parse is the route's to
-    answer, with FastAPI's usual `json_invalid` 422)."""
+PARSED_BODY = "goalflow.json_body"
+"""Where a body that passed the guard is left, parsed, in the request's scope state, so the route's
+own checks (api/unknown_fields.py) need not parse it again."""
+_UNPARSED = object()
+
+
+def parse_body(body: bytes, *, max_depth: int = MAX_DEPTH) -> tuple[Any, tuple[Path, str, str] | None]:
+    """(the parsed body, what is wrong with it or None); a body that does not parse is
+    (`_UNPARSED`, None): the route's to answer, with FastAPI's usual `json_invalid` 422."""
     try:
         data = json.loads(body, parse_constant=_NonFinite, parse_float=_parse_float)
     except RecursionError:
-        return [], f"nested deeper than {max_depth} levels", "too_deep"
+        return _UNPARSED, ([], f"nested deeper than {max_depth} levels", "too_deep")
     except ValueError:
-        return None
-    return problem_of(data, max_depth=max_depth)
+        return _UNPARSED, None
+    return data, problem_of(data, max_depth=max_depth)
+
+
+def check_body(body: bytes, *, max_depth: int = MAX_DEPTH) -> tuple[Path, str, str] | None:
+    """What is wrong with a JSON body, or None."""
+    return parse_body(body, max_depth=max_depth)[1]
 
 
 def _is_json(scope: Scope) -> bool:
@@ -106,11 +117,13 @@ class JsonGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = check_body(body, max_depth=self.max_depth)
+        data, problem = parse_body(body, max_depth=self.max_depth)
         if problem is not None:
             path, what, kind = problem
             await answer_json(send, 422, {"detail": [{"loc": ["body", *path], "msg": what, "type": kind}]})
             return
+        if data is not _UNPARSED:  # nothing non-finite is left in a body that passed
+            scope.setdefault("state", {})[PARSED_BODY] = data
         await self.app(scope, _replaying([{"type": "http.request", "body": body}], receive), send)
 
 

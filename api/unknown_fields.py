@@ -17,6 +17,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
+from api.json_guard import PARSED_BODY
+
 Schema = dict[str, Any]
 Path = list[str | int]
 _SCHEMAS: dict[int, tuple[Schema, Schema]] = {}
@@ -97,10 +99,14 @@ async def refuse_unknown_fields(request: Request) -> None:
     found = _body_schema(request)
     if found is None:
         return
-    try:
-        body = await request.json()
-    except ValueError:
-        return  # malformed JSON is the body validation's to answer
+    state = request.scope.get("state") or {}
+    if PARSED_BODY in state:  # parsed once already, by api/json_guard.py
+        body = state[PARSED_BODY]
+    else:
+        try:
+            body = await request.json()
+        except ValueError:
+            return  # malformed JSON is the body validation's to answer
     schema, defs = found
     problems = unknown_fields(body, schema, defs, [])
     if problems:
