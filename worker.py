@@ -43,6 +43,7 @@ from contracts.errors import WorkflowBug
 from core import metrics, observability, versioning
 from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
+from core.processes import exit_now
 from core.replay import move_replayable
 from core.settings import WORKER_DRAIN_S, Settings, get_settings
 from core.temporal import connect, data_converter, ensure_search_attributes
@@ -216,6 +217,7 @@ async def main() -> None:
     if settings.worker_versioning and settings.worker_promote:
         await promote(client, settings)
     await polling
+    observability.flush_traces()  # the process ends with os._exit, which skips atexit
     log.info("worker stopped")
 
 
@@ -233,3 +235,4 @@ async def promote(client: Client, settings: Settings) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_now(0)

@@ -28,6 +28,7 @@ from core.codec import new_codec_key
 from core.crypto import CryptoError, check_keys
 from core.db import dispose_engines, session_scope
 from core.errors import DomainError
+from core.processes import exit_now
 from core.settings import GENERATED_ENV, get_settings
 
 
@@ -155,16 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{count - len(failed)} of {count} run(s) replay on this code")
         return 1 if failed else 0
     return 0
-
-
-def exit_now(code: int) -> None:
-    """Flush and end the process without interpreter finalization. The Temporal client's Rust
-    threads can outlive the event loop, and finalizing under them now and then aborts a
-    short-lived client process with "PyGILState_Release: thread state ... must be current"
-    (temporalio/sdk-python#300; seen here as exit -6 after `raise-budget` printed its answer)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from tests.stack import (
     free_port,
     launcher_env,
     polling_pids,
+    read_output,
     ready,
     running_launcher,
     spawn_launcher,
@@ -60,27 +62,32 @@ def test_launcher_uses_an_external_temporal_serves_ready_and_stops_on_ctrl_c(
         text=True,
         start_new_session=True,
     )
+    running = Launcher(
+        proc=proc, api_url=f"http://127.0.0.1:{port}", temporal_target="", task_queue="", cwd=ROOT
+    )
+    running.reader = threading.Thread(target=read_output, args=(running,), daemon=True)
+    running.reader.start()
+    banner = f"http://127.0.0.1:{port}/docs"
     try:
         deadline = time.monotonic() + 90
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+        # The banner comes once every part answers, a poll after /health/ready can say so.
+        while banner not in running.output and time.monotonic() < deadline:
+            assert proc.poll() is None, running.output
             time.sleep(0.5)
-        assert ready is not None and ready.status_code == 200, ready and ready.text
+        assert banner in running.output, running.output
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["worker"]["ok"] is True
         assert (tmp_path / "app.db").exists()  # migrated by the launcher
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        running.reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    output = running.output
     assert proc.returncode == 0, output
-    assert f"http://127.0.0.1:{port}/docs" in output
+    assert "Fatal Python error" not in output, output
     assert "temporal server start-dev" not in output and "Temporal Server:" not in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
