@@ -43,3 +43,13 @@ class RunDetail(RunSummary):
     result: GoalRunResult | None = None
     failure: RunFailure | None = None
     dag_workflow_id: str | None = None
+
+
+class RunReport(BaseModel):
+    """The last event of `GET /runs/{id}/events`: how the run ended and what it left."""
+
+    status: RunStatus
+    summary: str = ""
+    artifacts: list[str] = []
+    usage: TokenUsage = TokenUsage()
+    failure: RunFailure | None = None

@@ -123,6 +123,11 @@ async def _describe(client: Client, run_id: str) -> WorkflowExecutionDescription
     return description
 
 
+async def ensure_exists(client: Client, run_id: str) -> None:
+    """Resolve a run before a stream starts, so an unknown id is a 404, not an empty stream."""
+    await _describe(client, run_id)
+
+
 async def _progress(handle: WorkflowHandle[Any, Any]) -> GoalProgress | None:
     """The `steps` query's answer; None where the run cannot answer (no worker, no history)."""
     try:
@@ -210,16 +215,16 @@ def _merge_live_nodes(steps: list[GoalStep], live: DagStatus) -> list[GoalStep]:
     return merged
 
 
-async def get_steps(client: Client, run_id: str) -> GoalProgress:
-    """Live steps while the run works (its query, and the child DAG's for node states);
-    the result's steps once it finished."""
+async def run_progress(client: Client, run_id: str) -> tuple[RunStatus, GoalProgress]:
+    """The run's status and its own steps (the `steps` query, or the result once it finished),
+    without asking the child DAG: node states come from the DAG itself."""
     description = await _describe(client, run_id)
     handle = client.get_workflow_handle(run_id, run_id=description.run_id, result_type=GoalRunResult)
     status = _status(description.status)
     if status == RunStatus.succeeded:
         result, _ = await _result(handle)
         if result is not None:
-            return GoalProgress(
+            return status, GoalProgress(
                 goal_id=result.goal_id,
                 phase="finished",
                 steps=result.steps,
@@ -229,6 +234,13 @@ async def get_steps(client: Client, run_id: str) -> GoalProgress:
     progress = await _closed_or_live_progress(client, handle, description)
     if progress is None:
         raise Conflict(f"run {run_id} cannot report its steps now (no worker answered)")
+    return status, progress
+
+
+async def get_steps(client: Client, run_id: str) -> GoalProgress:
+    """Live steps while the run works (its query, and the child DAG's for node states);
+    the result's steps once it finished."""
+    status, progress = await run_progress(client, run_id)
     if status == RunStatus.running and progress.phase == "running" and progress.dag_workflow_id:
         try:
             live = await client.get_workflow_handle(progress.dag_workflow_id).query(

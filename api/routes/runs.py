@@ -1,13 +1,16 @@
 """Goal runs: GoalWorkflow executions as Temporal knows them."""
 
+from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import MAX_DB_ID, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.goals import GoalProgress
 from contracts.runs import RunDetail, RunStatus, RunSummary
+from services import run_events
 from services import runs as service
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -50,6 +53,27 @@ async def get_run(run_id: RunIdPath, client: TemporalDep, settings: SettingsDep)
 async def get_steps(run_id: RunIdPath, client: TemporalDep) -> GoalProgress:
     """Plan, nodes and summary: live while running, from the result once finished."""
     return await service.get_steps(client, run_id)
+
+
+async def _existing(run_id: RunIdPath, client: TemporalDep) -> str:
+    await service.ensure_exists(client, run_id)
+    return run_id
+
+
+@router.get("/{run_id}/events", response_class=EventSourceResponse)
+async def run_events_stream(
+    run_id: Annotated[str, Depends(_existing)],
+    client: TemporalDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(pattern=r"^(phase:[a-z]{1,20}|dag:\d{1,12}|report)$")] = None,
+) -> AsyncIterable[ServerSentEvent]:
+    """The run as SSE, plan to report: `progress` (the run's phase and its plan and summary
+    steps, each time they change), the DAG's own events with their names (`node_started`,
+    `node_succeeded`, ..., `gap`), then `report` (status, summary, artifacts, usage or failure)
+    and `end`. A reconnect with `Last-Event-ID` resumes the DAG's events after the last one seen."""
+    async for event in run_events.run_events(client, settings, run_id, last_event_id=last_event_id):
+        yield ServerSentEvent(id=event.id, event=event.kind, data=event.data)
+    yield ServerSentEvent(event="end", data={"run_id": run_id})
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)

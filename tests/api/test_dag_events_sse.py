@@ -1,28 +1,24 @@
 """`GET /dag-executions/{id}/events`: SSE over the workflow's event stream, resumable by offset.
 
-Served by a real uvicorn on loopback: the ASGI test transport buffers a streamed body, and the
-point here is reading part of a live stream, dropping the connection and coming back.
+Served by a real uvicorn on loopback (tests/api/sse.py).
 """
 
 import asyncio
 import contextlib
-import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest_asyncio
-import uvicorn
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from api.main import create_app
 from core.settings import Settings
 from core.temporal import connect
 from services import dag_event_stream
 from tests.api.dag_helpers import make_dag, start, wait_node
+from tests.api.sse import read_events, served_api
 
 GATED = {
     "nodes": [
@@ -36,49 +32,15 @@ GATED = {
 
 @pytest_asyncio.fixture(scope="module")
 async def served(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    """The API under uvicorn on a free loopback port, and an authenticated client for it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.02)
-    assert settings.api_token is not None
-    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+    async with served_api(settings) as http:
         yield http
-    server.should_exit = True
-    await task
 
 
 async def _events(
     http: httpx.AsyncClient, execution_id: str, *, last_event_id: str | None = None, until: str | None = None
 ) -> list[dict[str, Any]]:
-    """Read SSE events until one of kind `until` (then hang up) or the stream's end."""
-    headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
-    async with http.stream(
-        "GET", f"/api/v1/dag-executions/{execution_id}/events", headers=headers
-    ) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                field, _, value = line.partition(": ")
-                current[field] = value
-                continue
-            if current:
-                event = {"id": current.get("id"), "event": current.get("event")}
-                event["data"] = json.loads(current["data"]) if "data" in current else None
-                events.append(event)
-                current = {}
-                if event["event"] == until:
-                    break
-    return events
+    path = f"/api/v1/dag-executions/{execution_id}/events"
+    return await read_events(http, path, last_event_id=last_event_id, until=until)
 
 
 async def test_reconnect_with_last_event_id_misses_nothing_and_stream_ends_at_completion(
