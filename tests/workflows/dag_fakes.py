@@ -20,6 +20,7 @@ from contracts.dag import ArchiveDagEventsInput, DagEvent, DagSpec, DagStatus, N
 from contracts.goals import RecordUsageInput
 from contracts.tools import ToolResult
 from contracts.usage import TokenUsage
+from worker import WORKFLOW_RUNNER
 from workflows.dag import DagWorkflow
 
 CALLS: Counter[str] = Counter()
@@ -108,7 +109,9 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def make_worker(client: Client, task_queue: str, **kwargs: Any) -> Worker:
-    """DagWorkflow with the fake tools and its own activities on `task_queue`."""
+    """DagWorkflow with the fake tools and its own activities on `task_queue`, sandboxed as the
+    real worker runs it (`contracts` passed through: re-importing it costs seconds per run)."""
+    kwargs.setdefault("workflow_runner", WORKFLOW_RUNNER)
     return Worker(
         client,
         task_queue=task_queue,
