@@ -6,9 +6,14 @@ bot when a token is set) under `core.supervisor`: a child that dies is restarted
 one that keeps failing right at start-up stops everything with its last output, Ctrl-C stops all.
 A port already taken (by a leftover stack or anything else) ends it at once with one line naming
 the port and its holder, and a launcher killed even with SIGKILL takes its children with it.
+
+With its own dev server it also makes the first look work with no flags and no login: the
+Temporal CLI's profile points at this stack with the codec (core/temporal_cli_config.py), and the
+dev Web UI's origins are trusted by the API's codec (CODEC_TRUSTED_ORIGINS, api/routes/codec.py).
 """
 
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -33,6 +38,7 @@ from core.settings import (
 from core.stack_ready import announce_when_answering
 from core.supervisor import Child, Supervisor
 from core.temporal import connect
+from core.temporal_cli_config import CliConfigError, CliProfile, write_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
@@ -117,6 +123,21 @@ async def wait_for_temporal(settings: Settings, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.5)
 
 
+def dev_ui_origins(settings: Settings) -> list[str]:
+    """The origins of the dev server's Web UI (it listens on loopback, under either name), whose
+    codec calls the API answers without a token (api/routes/codec.py says why that is safe)."""
+    port = settings.temporal_ui_port
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+
+
+def api_env(settings: Settings) -> dict[str, str]:
+    """What only the API child gets: trust in the dev Web UI when the dev server is ours. Not with
+    an external server (its UI is elsewhere) nor in production (which refuses the setting)."""
+    if settings.temporal_address is not None or settings.environment != "dev":
+        return {}
+    return {"CODEC_TRUSTED_ORIGINS": json.dumps(dev_ui_origins(settings))}
+
+
 def worker_metrics_env(settings: Settings, index: int) -> dict[str, str]:
     """Each worker process after the first serves its metrics on the next port."""
     host, _, port = settings.worker_metrics_address.rpartition(":")
@@ -160,7 +181,15 @@ def children(settings: Settings) -> list[Child]:
                 stop_grace_s=WORKER_DRAIN_S + 10,
             )
         )
-    parts.append(Child("api", [python, "-m", "api.main"], env=env, requires=up, ports=(settings.api_port,)))
+    parts.append(
+        Child(
+            "api",
+            [python, "-m", "api.main"],
+            env={**env, **api_env(settings)},
+            requires=up,
+            ports=(settings.api_port,),
+        )
+    )
     if settings.llm_provider == "local":
         # Last, so nothing waits for the model to load; the model file is provisioned in main().
         # Stopped after every child that sends it requests (the bot started after it too).
@@ -182,6 +211,39 @@ def children(settings: Settings) -> list[Child]:
     return parts
 
 
+def decoding_line(settings: Settings) -> str:
+    """How payloads (encrypted in Temporal) get shown decoded, for the banner."""
+    if api_env(settings):
+        return "the Web UI above decodes payloads by itself (no login on this machine)"
+    return f"{settings.codec_endpoint}/login once per browser (payloads are encrypted)"
+
+
+def cli_profile(settings: Settings) -> CliProfile | str | None:
+    """Point the Temporal CLI at our own dev server (core/temporal_cli_config.py says why only
+    there); what it could not do is a reason for the banner, the stack runs anyway."""
+    if settings.temporal_address is not None:
+        return None
+    try:
+        return write_profile(settings)
+    except CliConfigError as exc:
+        return str(exc)
+
+
+def cli_line(cli: CliProfile | str | None) -> str:
+    """How to run the Temporal CLI against this stack, for the banner."""
+    temporal = os.path.relpath(TEMPORAL_BIN) if TEMPORAL_BIN.is_relative_to(Path.cwd()) else str(TEMPORAL_BIN)
+    if cli is None:  # an external server: the CLI is configured by whoever runs it
+        return f"{temporal} --address ... (no profile written for an external server)"
+    if isinstance(cli, str):
+        return f"no profile written ({cli}); pass --address, --codec-endpoint and --codec-auth"
+    if cli.is_default:
+        return f"{temporal} workflow list (profile default in {cli.path}, payloads decoded)"
+    return (
+        f"{temporal} --profile {cli.profile} workflow list (or TEMPORAL_PROFILE={cli.profile}; "
+        f"your own default profile in {cli.path} is kept)"
+    )
+
+
 async def supervise(settings: Settings) -> int:
     """Run every part until Ctrl-C; a part that dies is restarted, one that cannot start ends it."""
     if settings.temporal_address is not None:
@@ -191,12 +253,16 @@ async def supervise(settings: Settings) -> int:
     token = settings.api_token.get_secret_value() if settings.api_token else "(unset)"
 
     def banner() -> None:
+        # Once every part answers: a launcher that gave up (a port taken) leaves the profile of
+        # the stack that holds the port alone.
+        cli = cli_profile(settings)
         print(
             "\n[goalflow] running — Ctrl-C stops everything\n"
             f"  API docs   http://{settings.api_host}:{settings.api_port}/docs\n"
             f"  Web UI     {settings.web_ui_url}\n"
-            f"  Decoding   {settings.codec_endpoint}/login (payloads are encrypted)\n"
+            f"  Decoding   {decoding_line(settings)}\n"
             f"  Temporal   {settings.temporal_target} (task queue {settings.task_queue})\n"
+            f"  CLI        {cli_line(cli)}\n"
             f"  API token  {token}\n",
             flush=True,
         )

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     """Where the API listens: loopback unless told otherwise (compose sets 0.0.0.0)."""
     cors_origins: StrList = []
     """Browser origins allowed to call the API (Web App, Temporal Web UI codec calls); none by default."""
+    codec_trusted_origins: StrList = []
+    """Browser origins whose codec calls from this machine need no token (api/routes/codec.py):
+    `make run` sets its own dev Web UI's origins so that UI decodes at first sight. Empty by
+    default, and refused in production, where the Web UI goes through the codec login."""
     encryption_keys: SecretStr | None = None
     codec_keys: SecretStr | None = None
     """AES-256 keys (URL-safe base64, comma-separated, newest first) for Temporal payloads."""
@@ -120,6 +124,7 @@ class Settings(BaseSettings):
         "telegram_notify_chat_ids",
         "http_allowlist",
         "cors_origins",
+        "codec_trusted_origins",
         mode="before",
     )
     @classmethod
@@ -170,6 +175,8 @@ class Settings(BaseSettings):
             missing = [n for n in required if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"{', '.join(m.upper() for m in missing)} must be set in production")
+            if self.codec_trusted_origins:
+                raise ValueError("CODEC_TRUSTED_ORIGINS is for make run's dev Web UI, not production")
         return self
 
     @model_validator(mode="after")

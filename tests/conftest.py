@@ -65,6 +65,22 @@ def migrated_database(prefix: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_temporal_cli_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Temporal CLI config file of the test run (none is written here): no `temporal` command
+    of a test reads the person's own ~/.config/temporalio (a `make run` of theirs may have left a
+    profile there with another stack's address and codec), and a launcher started without
+    tests/stack.py's environment (which gives each its own file) never writes there."""
+    path = tmp_path_factory.mktemp("temporal-cli") / "temporal.toml"
+    saved = os.environ.get("TEMPORAL_CONFIG_FILE")
+    os.environ["TEMPORAL_CONFIG_FILE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("TEMPORAL_CONFIG_FILE", None)
+    else:
+        os.environ["TEMPORAL_CONFIG_FILE"] = saved
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this run."""

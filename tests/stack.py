@@ -148,6 +148,8 @@ def launcher_env(cwd: Path, *, api_port: int, temporal_port: int, ui_port: int) 
         "WORKER_PROCESSES": "1",  # kills target "the worker": one, unless a test asks for more
         # Its own port, so stacks of tests running side by side (pytest-xdist) keep their own.
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        # Its own Temporal CLI profile (core/temporal_cli_config.py), not the session's file.
+        "TEMPORAL_CONFIG_FILE": str(cwd / "temporal.toml"),
     }
     for inherited in ("TEMPORAL_ADDRESS", "API_TOKEN", "ENCRYPTION_KEYS", "WORKER_VERSIONING"):
         # the launcher starts its own server and generates secrets; its workers are versioned

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from pydantic import SecretStr
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -200,6 +201,71 @@ async def test_the_web_ui_origin_may_call_the_codec_with_its_cookie(
     assert other.headers.get("access-control-allow-origin") != origin
 
 
+@asynccontextmanager
+async def codec_as_seen_from(settings: Settings, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The API without a token, its requests arriving from `address` (the client's IP)."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=(address, 50_000))
+    async with LifespanManager(app), httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        yield http
+
+
+async def test_the_dev_web_ui_origin_decodes_from_loopback_without_a_token_and_nothing_else_does(
+    settings: Settings, client: Client
+) -> None:
+    ui = "http://localhost:8299"  # what core/launcher.py api_env lists for make run's own UI
+    trusted = settings.model_copy(update={"codec_trusted_origins": [ui, "http://127.0.0.1:8299"]})
+    secret = f"trusted-{uuid.uuid4().hex}"
+    codec = client.data_converter.payload_codec
+    assert codec is not None
+    body = as_json(await codec.encode([json_payload(secret)]))
+    sent = {"Origin": ui, "X-Namespace": "default"}  # what Temporal UI 2.54 sends (tests/test_web_ui.py)
+    async with codec_as_seen_from(trusted, "127.0.0.1") as local:
+        decoded = await local.post(f"{CODEC}/decode", json=body, headers=sent)
+        assert decoded.status_code == 200, decoded.text
+        assert secret.encode() in from_json(decoded.json())[0].data
+        assert decoded.headers["access-control-allow-origin"] == ui
+        preflight = await local.options(
+            f"{CODEC}/decode",
+            headers={
+                **sent,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-namespace",
+            },
+        )
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == ui
+        assert (
+            await local.post(f"{CODEC}/encode", json=as_json([json_payload("x")]), headers=sent)
+        ).status_code == 200
+        # Another origin, no origin, or the trusted one relayed by a proxy: the token is needed.
+        for headers in (
+            {"Origin": "http://evil.example"},
+            {"Origin": "http://localhost:8300"},
+            {},
+            {**sent, "X-Forwarded-For": "203.0.113.9"},
+            {**sent, "Forwarded": "for=203.0.113.9"},
+        ):
+            assert (await local.post(f"{CODEC}/decode", json=body, headers=headers)).status_code == 401, (
+                headers
+            )
+    async with codec_as_seen_from(trusted, "192.168.1.20") as remote:  # not this machine
+        assert (await remote.post(f"{CODEC}/decode", json=body, headers=sent)).status_code == 401
+    async with codec_as_seen_from(settings, "127.0.0.1") as production_like:  # the setting empty
+        assert settings.codec_trusted_origins == []
+        assert (await production_like.post(f"{CODEC}/decode", json=body, headers=sent)).status_code == 401
+
+
+def test_production_refuses_trusted_codec_origins() -> None:
+    with pytest.raises(ValidationError, match="CODEC_TRUSTED_ORIGINS"):
+        Settings(
+            environment="production",
+            api_token="t",
+            encryption_keys="k",
+            codec_keys=new_codec_key(),
+            codec_trusted_origins=["http://localhost:8233"],
+        )
+
+
 async def test_an_old_key_still_decrypts_after_rotation() -> None:
     old, new = new_codec_key(), new_codec_key()
     before = EncryptionCodec(parse_keys(old))
@@ -251,8 +317,6 @@ async def test_a_run_started_under_the_old_key_finishes_under_the_new_one(settin
 
 
 def test_codec_keys_are_checked_at_start_without_echoing_them() -> None:
-    from pydantic import ValidationError
-
     from core.settings import describe_settings_error
 
     secret = base64.urlsafe_b64encode(b"k" * 16).decode()  # 16 bytes: AES-128, not ours

@@ -1,7 +1,8 @@
 """The Temporal Web UI as a person sees it: a DAG execution opened in a real browser (system
 Chromium through Playwright) shows its decoded node summaries and its search attributes through
 the API's codec endpoint, for the token holder only; Temporal's own SQLite file holds no input
-in plaintext. Screenshots of each view are left in the test's tmp_path."""
+in plaintext. `make run`'s own dev Web UI decodes with no login at all (CODEC_TRUSTED_ORIGINS).
+Screenshots of each view are left in the test's tmp_path."""
 
 import asyncio
 import os
@@ -155,3 +156,57 @@ async def test_the_web_ui_shows_decoded_node_summaries_and_search_attributes_to_
                 text = await search_attributes(stranger, "stranger")
                 assert "DagId" in text and "succeeded" in text
                 await browser.close()
+
+
+@pytest.mark.slow
+async def test_make_runs_own_web_ui_shows_decoded_payloads_with_no_login(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The launcher's dev Web UI (CODEC_TRUSTED_ORIGINS, core/launcher.py api_env) decodes at
+    first sight, under either of its names; no codec login, no Codec Server dialog."""
+    from playwright.async_api import Request, async_playwright, expect
+
+    from core.launcher import dev_ui_origins
+
+    secret = f"first-sight-input-{uuid.uuid4().hex}"
+    base = settings.model_copy(update={"api_port": free_port()})
+    async with dev_server(tmp_path, codec_endpoint=base.codec_endpoint) as (target, ui, _):
+        ui_port = int(ui.rsplit(":", 1)[1])
+        own = base.model_copy(
+            update={
+                "temporal_address": target,
+                "temporal_ui_port": ui_port,
+                "codec_trusted_origins": dev_ui_origins(
+                    base.model_copy(update={"temporal_ui_port": ui_port})
+                ),
+            }
+        )
+        async with served_api(own):
+            client = await connect(own)
+            workflow_id = f"first-sight-{uuid.uuid4().hex[:8]}"
+            # No worker: the encrypted input only has to be in the history.
+            handle = await client.start_workflow(
+                "FirstSight", secret, id=workflow_id, task_queue=f"ui-{uuid.uuid4().hex[:8]}"
+            )
+            seen: list[dict[str, str]] = []  # the codec calls' headers, as the browser sent them
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(
+                    executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
+                )
+                for host in ("127.0.0.1", "localhost"):
+                    page = await (await browser.new_context()).new_page()
+
+                    async def note(request: Request) -> None:
+                        if "/api/v1/codec/decode" in request.url:
+                            seen.append(await request.all_headers())
+
+                    page.on("request", note)
+                    await page.goto(f"http://{host}:{ui_port}/namespaces/default/workflows/{workflow_id}")
+                    await expect(page.get_by_text(secret).first).to_be_visible(timeout=30_000)
+                    await page.screenshot(path=str(tmp_path / f"first-sight-{host}.png"))
+                await browser.close()
+            await handle.terminate()
+    # Let in by its origin alone: Temporal UI 2.54 sends no token and no cookie (it POSTs JSON
+    # with X-Namespace, after a CORS preflight the API answers for these origins).
+    assert {h["origin"] for h in seen} == set(own.codec_trusted_origins), seen
+    assert not [h for h in seen if "authorization" in h or "cookie" in h], seen

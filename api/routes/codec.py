@@ -5,12 +5,23 @@ $TOKEN"` sends the token as a header. The Web UI cannot (it only forwards an OID
 HTTPS), so a browser is let in by a cookie it gets from `/api/v1/codec/login` by giving the API
 token once; the Web UI then sends it when its Codec Server setting "include cross-origin
 credentials" is on. Everyone else gets 401, and the Web UI shows them ciphertext.
+
+`make run`'s own dev Web UI decodes with no login (CODEC_TRUSTED_ORIGINS): the launcher lists that
+UI's origins (`http://localhost:<ui port>`, `http://127.0.0.1:<ui port>`) only when it starts the
+dev server itself, on loopback, in dev; a codec call is then let in without a token when its
+`Origin` is one of them, it comes from a loopback address and no proxy forwarded it. A browser
+cannot forge `Origin` (a page elsewhere, even one rebinding its DNS name to 127.0.0.1, sends its
+own), so web pages stay out. A local process can send any header, and so can read payloads
+this way; on a dev machine a process of that user can read the keys in data/generated.env
+anyway, and another user's process is the trade-off accepted for a UI that decodes at first
+sight. Production refuses the setting (core/settings.py) and keeps the login.
 """
 
 import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Sequence
 from typing import Annotated
@@ -29,6 +40,9 @@ from core.codec import CodecKeyError, EncryptionCodec, codec_from_setting
 from core.settings import Settings
 
 PREFIX = "/api/v1/codec"
+FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
+"""Headers a reverse proxy adds: a request it relayed is not from this machine's browser, even
+though it arrives from loopback."""
 COOKIE = "goalflow_codec"
 COOKIE_MAX_AGE_S = 12 * 3600
 
@@ -66,13 +80,30 @@ def _token_ok(settings: Settings, given: str | None) -> bool:
     )
 
 
+def trusted_local_browser(request: Request, settings: Settings) -> bool:
+    """A codec call from `make run`'s own dev Web UI in a browser on this machine (see above)."""
+    origin = request.headers.get("origin")
+    trusted = {o.rstrip("/") for o in settings.codec_trusted_origins}
+    if origin is None or origin.rstrip("/") not in trusted or request.client is None:
+        return False
+    if any(header in request.headers for header in FORWARDED):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:  # not an address (a Unix socket's peer, a test client's name)
+        return False
+
+
 async def require_codec_access(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """The API token as a bearer header (CLI, scripts), or the codec cookie (Web UI)."""
+    """The API token as a bearer header (CLI, scripts), the codec cookie (Web UI), or the dev
+    Web UI of `make run` on this machine (CODEC_TRUSTED_ORIGINS)."""
     if credentials is not None and _token_ok(settings, credentials.credentials):
+        return
+    if trusted_local_browser(request, settings):
         return
     expected, cookie = _session_value(settings), request.cookies.get(COOKIE)
     if (
@@ -197,9 +228,10 @@ async def logout(response: Response) -> None:
 
 
 def web_ui_origins(settings: Settings) -> list[str]:
-    """Where the Temporal Web UI is served from (127.0.0.1 and localhost name the same machine)."""
+    """Where the Temporal Web UI is served from (127.0.0.1 and localhost name the same machine),
+    and the trusted dev UI origins, which must pass CORS to be let in."""
     origin = settings.web_ui_url.rstrip("/")
-    aliases = {origin}
+    aliases = {origin, *(o.rstrip("/") for o in settings.codec_trusted_origins)}
     for a, b in (("//127.0.0.1", "//localhost"), ("//localhost", "//127.0.0.1")):
         if a in origin:
             aliases.add(origin.replace(a, b))
