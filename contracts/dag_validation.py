@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError
 
 from contracts.dag import MAX_NODES, MAX_PARAMS_BYTES, MAX_SPEC_BYTES, DagSpec, NodeSpec
 from contracts.templates import TEMPLATE, Reference, TemplateError, has_template, parse, template_texts
+from contracts.tool_checks import input_problems
 from contracts.tool_inputs import TOOL_OUTPUT_TYPES
 
 
@@ -252,6 +253,7 @@ def validate_spec(
             else:
                 problems.extend(_input_problems(node, schema))
                 problems.extend(_type_problems(node, schema, tools))
+                problems.extend(f"node {node.id!r}: {p}" for p in input_problems(node.tool, node.input))
         if node.agent is not None and node.agent not in agent_names:
             problems.append(f"node {node.id!r}: unknown agent {node.agent!r}")
         problems.extend(_template_problems(node, ids=ids, param_names=param_names, deps=deps))

@@ -58,6 +58,7 @@ from workflows.frozen_plans import (
     load_frozen_plan,
 )
 from workflows.planning import plan_dag
+from workflows.scaffold_planning import SCAFFOLD_PATCH
 from workflows.store_options import STORE_RETRY, STORE_TIMEOUT, store_call
 
 with workflow.unsafe.imports_passed_through():
@@ -104,6 +105,7 @@ def _decide_patches_up_front() -> None:
             SUMMARY_PATCH,
             ONE_ACTIVITY_PATCH,
             FALLBACKS_PATCH,
+            SCAFFOLD_PATCH,
         ):
             workflow.patched(patch_id)
 

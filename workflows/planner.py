@@ -8,6 +8,7 @@ from contracts.search import RUN_KIND_PLANNER
 from contracts.usage import TokenUsage
 from contracts.workflow_names import PLANNER_WORKFLOW
 from workflows.planning import plan_goal
+from workflows.scaffold_planning import SCAFFOLD_PATCH
 from workflows.usage import record_usage
 
 with workflow.unsafe.imports_passed_through():
@@ -22,6 +23,7 @@ class PlannerWorkflow:
 
     @workflow.run
     async def run(self, params: PlannerInput) -> PlanResult:
+        workflow.patched(SCAFFOLD_PATCH)  # decided before any activity, as GoalWorkflow does
         workflow.set_current_details(f"planning with agent {params.agent}")
         try:
             result = await plan_goal(

@@ -30,6 +30,8 @@ from contracts.planning import (
 )
 from contracts.usage import TokenUsage
 from workflows.agent_runs import provider_failure
+from workflows.plan_scaffold import copied_example
+from workflows.scaffold_planning import SCAFFOLD_PATCH, plan_scaffolded
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -165,13 +167,13 @@ def native_instructions(planner: AgentSnapshot, catalog: PlanningCatalog) -> str
     return "\n\n".join(p for p in parts if p)
 
 
-def _plan_problems(raw: Any, catalog: PlanningCatalog) -> tuple[DagSpec | None, list[str]]:
+def _plan_problems(raw: Any, catalog: PlanningCatalog, goal: str) -> tuple[DagSpec | None, list[str]]:
     try:
         spec = spec_from_plan(raw if isinstance(raw, dict) else {})
     except ValidationError as exc:
         return None, _describe_errors(exc.errors())
     problems = validate_spec(spec, tool_schemas=catalog.tool_schemas(), agent_names=catalog.agent_names())
-    return spec, problems
+    return spec, problems + copied_example(raw, goal)
 
 
 async def _plan_native(
@@ -203,7 +205,7 @@ async def _plan_native(
             raise typed from None
         usage = usage + TokenUsage(**usage_counts(result.usage, result.new_messages()))
         raw = result.output
-        spec, problems = _plan_problems(raw, catalog)
+        spec, problems = _plan_problems(raw, catalog, goal)
         if spec is not None and not problems:
             return PlanResult(
                 spec=spec,
@@ -222,6 +224,11 @@ async def _plan_native(
         type=PLAN_INVALID,
         non_retryable=True,
     )
+
+
+def _scaffold_wanted() -> bool:
+    """Outside a workflow (bench/local_model.py) always; in one, for runs since the patch."""
+    return not workflow.in_workflow() or workflow.patched(SCAFFOLD_PATCH)
 
 
 async def plan_dag(
@@ -257,9 +264,18 @@ async def plan_dag(
     if context:
         prompt += f"\n\nContext (a previous attempt and how it ended):\n{context}"
     if catalog.provider_kinds.get(planner.provider_id) in PlanStyle.NATIVE_KINDS:
-        return await _plan_native(
+        spent = TokenUsage()
+        if not context and _scaffold_wanted():
+            planned, spent, problems = await plan_scaffolded(
+                goal, planner=planner, catalog=catalog, max_attempts=max_attempts
+            )
+            if planned is not None:
+                return planned
+            workflow.logger.info("the scaffold made no valid plan (%s); asking for a whole one", problems)
+        whole = await _plan_native(
             prompt, goal=goal, planner=planner, catalog=catalog, max_attempts=max_attempts
         )
+        return whole.model_copy(update={"usage": whole.usage + spent})
     started = workflow.now()
     with capture_run_messages() as messages:
         try:

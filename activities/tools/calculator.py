@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.tools.base import ToolError, make_tool
+from contracts.tool_checks import CALCULATOR_CONSTANTS, CALCULATOR_FUNCTIONS
 from contracts.tool_inputs import CalculatorInput
 from contracts.tools import CALCULATOR_REJECTED
 
@@ -46,6 +47,8 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
+# Plan validation checks expressions against these names before anything runs.
+assert set(_FUNCTIONS) == CALCULATOR_FUNCTIONS and set(_CONSTANTS) == CALCULATOR_CONSTANTS
 
 
 def _reject(message: str) -> ToolError:

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowHistory
 from contracts import workflow_names
 from tests.workflows.replay import HISTORIES, load, replayer
 from worker import WORKFLOWS
-from workflows import agent_runs, dag, dag_launcher, dag_nodes, dag_patches, goal, usage
+from workflows import agent_runs, dag, dag_launcher, dag_nodes, dag_patches, goal, scaffold_planning, usage
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
 
@@ -45,6 +45,7 @@ PATCH_TYPES: dict[str, set[str]] = {
         workflow_names.AGENT_TEST_WORKFLOW,
         workflow_names.GOAL_WORKFLOW,
     },
+    scaffold_planning.SCAFFOLD_PATCH: {workflow_names.GOAL_WORKFLOW, workflow_names.PLANNER_WORKFLOW},
     usage.USAGE_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.PLANNER_WORKFLOW,
@@ -127,6 +128,7 @@ def test_every_patch_in_the_code_is_listed_here() -> None:
         "dag_nodes": dag_nodes,
         "dag_patches": dag_patches,
         "goal": goal,
+        "scaffold_planning": scaffold_planning,
         "usage": usage,
     }
     called = {getattr(m, name) for name in _patch_calls() for m in modules.values() if hasattr(m, name)}

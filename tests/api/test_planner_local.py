@@ -1,0 +1,107 @@
+"""The embedded model's planner (a `local` provider) through `POST /create-dag`: the scaffold of
+workflows/plan_scaffold.py, its model requests in native JSON-schema mode, and the checks that
+send a bad answer back with its reason. The model is the OpenAI-compatible fake."""
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.api.intake_helpers import answer
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
+
+
+async def _local_planner(api: httpx.AsyncClient, fake: FakeOpenAI) -> dict[str, Any]:
+    provider = await make_provider(api, fake, kind="local")
+    return await make_agent(api, provider["id"], system_prompt="You plan small goals.")
+
+
+async def _plan(api: httpx.AsyncClient, planner: dict[str, Any], goal: str) -> httpx.Response:
+    return await api.post("/api/v1/create-dag", json={"goal": goal, "agent": planner["name"]})
+
+
+def _said(body: dict[str, Any]) -> str:
+    return json.dumps(body["messages"])
+
+
+async def test_a_goal_that_states_its_steps_is_planned_without_a_model_request_and_saves_its_file(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    planner = await _local_planner(api, fake_llm)
+    planned = await _plan(api, planner, "What time is it in Tokyo? Save it in tokyo.md.")
+    assert planned.status_code == 201, planned.text
+    nodes = planned.json()["dag"]["spec"]["nodes"]
+    assert [(n["tool"], n["input"].get("timezone") or n["input"].get("name")) for n in nodes] == [
+        ("current_time", "Asia/Tokyo"),
+        ("write_artifact", "tokyo.md"),
+    ]
+    assert (
+        nodes[1]["depends_on"] == ["step1"] and "{{nodes.step1.output.iso}}" in nodes[1]["input"]["content"]
+    )
+    assert planned.json()["plan"]["usage"]["requests"] == 0
+    assert fake_llm.calls(planner["model"]) == []
+
+
+async def test_a_tool_input_the_goal_does_not_state_is_filled_by_the_model_and_a_bad_zone_goes_back(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    planner = await _local_planner(api, fake_llm)
+    fake_llm.script(
+        planner["model"],
+        lambda body: answer(body, {"timezone": "UTC+08"}),
+        lambda body: answer(body, {"timezone": "Europe/Paris"}),
+    )
+    planned = await _plan(api, planner, "Tell me the time where the Eiffel tower stands.")
+    assert planned.status_code == 201, planned.text
+    assert planned.json()["dag"]["spec"]["nodes"] == [
+        {"id": "step1", "tool": "current_time", "input": {"timezone": "Europe/Paris"}}
+    ]
+    first, second = fake_llm.calls(planner["model"])
+    # The request is held to real zones by its schema, and the bad answer came back with why.
+    schema = first["body"]["response_format"]["json_schema"]["schema"]
+    assert "Asia/Tokyo" in schema["properties"]["timezone"]["enum"]
+    assert "'UTC+08' is not an IANA time zone name" in _said(second["body"])
+
+
+async def test_a_whole_plan_that_copies_the_prompts_example_is_refused_with_the_reason(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    planner = await _local_planner(api, fake_llm)
+    copied = {
+        "name": "multiply-and-explain",
+        "steps": [{"tool": "calculator", "input": {"expression": "17 * 23"}, "after": []}],
+    }
+    own = {"name": "haiku", "steps": [{"agent": "summarizer", "prompt": "A haiku about autumn", "after": []}]}
+    fake_llm.script(
+        planner["model"],
+        lambda body: answer(body, {"step": "no-such-step"}),  # the scaffold's pick fails ...
+        lambda body: answer(body, copied),  # ... so the whole plan is asked for
+        lambda body: answer(body, own),
+    )
+    planned = await _plan(api, planner, "Write a haiku about autumn.")
+    assert planned.status_code == 201, planned.text
+    assert planned.json()["dag"]["spec"]["nodes"][0]["agent"] == "summarizer"
+    calls = fake_llm.calls(planner["model"])
+    assert len(calls) == 3
+    assert "copies the instructions' example ('17 * 23')" in _said(calls[2]["body"])
+
+
+async def test_a_stored_dag_with_a_zone_or_expression_the_tools_cannot_read_is_a_422(
+    api: httpx.AsyncClient,
+) -> None:
+    spec = {
+        "name": "bad-inputs",
+        "nodes": [
+            {"id": "t", "tool": "current_time", "input": {"timezone": "UTC+08"}},
+            {"id": "c", "tool": "calculator", "input": {"expression": "17 x 23"}},
+            {"id": "p", "tool": "calculator", "input": {"expression": "{{params.e}}"}},
+        ],
+        "params": {"e": "1 + 1"},
+    }
+    refused = await api.post("/api/v1/dags", json={"spec": spec})
+    assert refused.status_code == 422, refused.text
+    text = refused.text
+    assert "'UTC+08' is not an IANA time zone name" in text
+    assert "'17 x 23' is not an arithmetic expression" in text
+    assert "{{params.e}}" not in text  # a templated value is whatever it becomes
