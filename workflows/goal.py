@@ -44,7 +44,7 @@ from contracts.goals import (
     SaveReportInput,
     StepStatus,
 )
-from contracts.planning import PLAN_INVALID, PlanFailure, PlanResult
+from contracts.planning import PLAN_INVALID, PlanFailure, PlanResult, PlanStyle
 from contracts.search import search_attributes
 from contracts.usage import TokenUsage
 from contracts.workflow_names import GOAL_STEPS_QUERY, GOAL_WORKFLOW
@@ -143,6 +143,26 @@ def summary_prompt(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
             output = node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
         lines.append(f"\n## {node.id} ({node.status.value})\n{_clip(output)}")
     lines.append("\nWrite a short report for the person who set this goal: what was done, the result.")
+    return "\n".join(lines)
+
+
+def steps_report(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
+    """The report when the summarizer runs on the embedded model: what each step produced, and
+    nothing else. Asked to report a run that computed 391, SmolLM2-135M wrote "17*23 = 381" and
+    "a new medication"; a short true report beats a wrong one (the first-five-minutes issue)."""
+    specs = {n.id: n for n in spec.nodes}
+    done = sum(1 for n in result.nodes if n.status.value == "succeeded")
+    lines = [f"{goal.title}: {done} of {len(result.nodes)} step(s) succeeded."]
+    for node in result.nodes:
+        node_spec = specs.get(node.id)
+        what = "" if node_spec is None else node_spec.tool or f"agent {node_spec.agent}"
+        output: Any = result.outputs.get(node.id, node.output)
+        if output is None:
+            output = node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
+        if isinstance(output, dict) and {"name", "size_bytes"} <= output.keys():  # write_artifact
+            output = f"saved {output['name']} ({output['size_bytes']} bytes)"
+        shown = node.error if node.status.value == "failed" and node.error else _clip(output)
+        lines.append(f"- {node.id} ({what}, {node.status.value}): {shown}")
     return "\n".join(lines)
 
 
@@ -387,14 +407,21 @@ class GoalWorkflow:
             left = budget - self._progress.usage.total_tokens
             cap = left if agent.max_tokens is None else min(agent.max_tokens, left)
             agent = agent.model_copy(update={"max_tokens": max(cap, 1)})
-        try:
-            report = await run_agent(agent, summary_prompt(goal, spec, result))
-        except ApplicationError as exc:
-            self._finish(summary_step, StepStatus.failed, error=exc.message)
-            raise
-        summary_step.usage = report.usage
-        self._charge(report.usage, budget, "the summary")
-        text = report.output if isinstance(report.output, str) else json.dumps(report.output)
+        if writer is goal.summarizer and goal.summarizer_kind in PlanStyle.NATIVE_KINDS:
+            # Data from the recorded snapshot decides it, so runs recorded before replay as they ran.
+            text = steps_report(goal, spec, result)
+            fallback_note = (
+                fallback_note or "report from the step outputs (the summarizer runs on the embedded model)"
+            )
+        else:
+            try:
+                report = await run_agent(agent, summary_prompt(goal, spec, result))
+            except ApplicationError as exc:
+                self._finish(summary_step, StepStatus.failed, error=exc.message)
+                raise
+            summary_step.usage = report.usage
+            self._charge(report.usage, budget, "the summary")
+            text = report.output if isinstance(report.output, str) else json.dumps(report.output)
         artifact = await store_call(
             save_goal_report,
             SaveReportInput(

@@ -38,7 +38,8 @@ CUES: tuple[tuple[str, str], ...] = (
     ),
     (
         "calculator",
-        r"\d\s*(?:[-+*/x\u00d7^%]|\*\*)\s*\(?\d|\bcalculat|\bcompute\b|\bwork out\b|\bmultipl|\bdivide"
+        r"\d\s*(?:[-+*/x\u00d7^%]|\*\*)\s*\(?\d|\d\s+(?:times|plus|minus|divided by)\s+\d"
+        r"|\bcalculat|\bcompute\b|\bwork out\b|\bmultipl|\bdivide"
         r"|\bsquare root\b|\bpower of\b|\bsum of\b|\bhow much is\b",
     ),
     ("recall", r"\brecall\b|\bwhat do you remember\b|\bwhat did i (?:tell|say)\b"),

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
+from tests.api.goal_helpers import wait_closed
 from tests.api.intake_helpers import answer
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
@@ -105,3 +107,44 @@ async def test_a_stored_dag_with_a_zone_or_expression_the_tools_cannot_read_is_a
     assert "'UTC+08' is not an IANA time zone name" in text
     assert "'17 x 23' is not an arithmetic expression" in text
     assert "{{params.e}}" not in text  # a templated value is whatever it becomes
+
+
+async def test_a_goal_on_the_embedded_model_saves_its_file_and_reports_only_what_its_steps_produced(
+    api: httpx.AsyncClient, client: Client, fake_llm: FakeOpenAI
+) -> None:
+    """The README tour's first goal with planner and summarizer on a `local` provider: no model
+    request at all, the file holds the number, and the report is the steps' outputs (the real
+    135M model, asked, reported "17*23 = 381")."""
+    planner = await _local_planner(api, fake_llm)
+    previous = await api.get("/api/v1/agents/resolve/summarizer")
+    summarizer = await api.post(
+        "/api/v1/agents",
+        json={
+            "name": "summarizer",
+            "provider_id": planner["provider_id"],
+            "model": "local-summarizer",  # not the session's fake summarizer: later tests replace it
+            "system_prompt": "You summarise the text you are given.",
+            "activate": True,
+        },
+    )
+    assert summarizer.status_code == 201, summarizer.text
+    objective = "Compute 17*23 and save the answer in a file answer.md"
+    goal = await api.post(
+        "/api/v1/goals", json={"title": "multiply", "objective": objective, "agent_name": planner["name"]}
+    )
+    try:
+        run_id = (await api.post(f"/api/v1/goals/{goal.json()['id']}/run")).json()["id"]
+        await wait_closed(client, run_id)
+    finally:  # the session's other goal runs keep the summarizer they had
+        if previous.status_code == 200:
+            await api.post(f"/api/v1/agents/{previous.json()['id']}/activate")
+    run = (await api.get(f"/api/v1/runs/{run_id}")).json()
+    assert run["status"] == "succeeded", run
+    assert [n["tool"] for n in run["result"]["plan"]["nodes"]] == ["calculator", "write_artifact"]
+    assert (await api.get("/api/v1/artifacts/answer.md")).text == "391\n"
+    summary = run["result"]["summary"]
+    assert summary == (
+        "multiply: 2 of 2 step(s) succeeded.\n- step1 (calculator, succeeded): 391\n"
+        "- step2 (write_artifact, succeeded): saved answer.md (4 bytes)"
+    )
+    assert fake_llm.calls(planner["model"]) == [] and fake_llm.calls("local-summarizer") == []

@@ -100,3 +100,23 @@ def test_long_chain_has_no_recursion_limit() -> None:
         for i in range(1, 5000)
     ]
     assert check(*nodes) == []
+
+
+def test_a_number_output_fills_a_string_field_only_inside_a_longer_string() -> None:
+    """As templates.render resolves it: exactly one template keeps the number, anything around it
+    (a trailing newline too) makes a string. The embedded planner saves `{{...output}}\\n`."""
+    from activities.tools.registry import describe_tools
+
+    schemas = {t.name: t.input_schema for t in describe_tools()}
+    calc = NodeSpec(id="calc", tool="calculator", input={"expression": "17*23"})
+
+    def problems(content: str) -> list[str]:
+        save = NodeSpec(
+            id="save", tool="write_artifact", input={"name": "a.md", "content": content}, depends_on=["calc"]
+        )
+        return validate_spec(DagSpec(name="t", nodes=[calc, save]), tool_schemas=schemas, agent_names=set())
+
+    [refused] = problems("{{nodes.calc.output}}")
+    assert "takes string" in refused and "always number" in refused
+    assert problems("{{nodes.calc.output}}\n") == []
+    assert problems("17*23 = {{nodes.calc.output}}") == []

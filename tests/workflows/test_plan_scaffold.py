@@ -39,6 +39,14 @@ def _steps(goal: str) -> list[tuple[str, Any]]:
         ("What is 2 to the power of 10?", [("calculator", {"expression": "2 ** 10"})]),
         ("What is the square root of 144?", [("calculator", {"expression": "sqrt(144)"})]),
         ("Multiply six by seven", [("calculator", {"expression": "6 * 7"})]),
+        (
+            "What is 6 times 7? Save the answer in result.txt",
+            [
+                ("calculator", {"expression": "6 * 7"}),
+                ("write_artifact", {"name": "result.txt", "content": "{{nodes.step1.output}}\n"}),
+            ],
+        ),
+        ("What is 9 minus 4?", [("calculator", {"expression": "9 - 4"})]),
         ("How much is 15% of 80?", [("calculator", {"expression": "15 / 100 * 80"})]),
         ("Calculate (12 + 8) / 4", [("calculator", {"expression": "(12 + 8) / 4"})]),
         ("What time is it in New York?", [("current_time", {"timezone": "America/New_York"})]),
