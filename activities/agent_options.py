@@ -24,7 +24,8 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import RunUsage
+from pydantic_ai.usage import RunUsage, UsageLimits
+from temporalio.exceptions import ApplicationError
 
 from contracts import errors
 from contracts.agents import AgentSnapshot
@@ -52,7 +53,7 @@ def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
         settings["temperature"] = agent.temperature
     if agent.max_tokens is not None:
         settings["max_tokens"] = agent.max_tokens
-    return {
+    options: dict[str, Any] = {
         "model": agent.model_id,
         "instructions": agent.system_prompt or None,
         "model_settings": settings,
@@ -61,6 +62,25 @@ def run_options(agent: AgentSnapshot, *, depth: int = 0) -> dict[str, Any]:
         "deps": AgentToolDeps(tools=agent.tools, depth=depth),
         "retries": {"output": OUTPUT_REPAIRS},
     }
+    if agent.max_requests is not None:  # a snapshot pinned before the limits keeps pydantic-ai's
+        options["usage_limits"] = UsageLimits(
+            request_limit=agent.max_requests, tool_calls_limit=agent.max_tool_calls
+        )
+    return options
+
+
+def limit_reached(agent: AgentSnapshot, exc: Exception) -> Exception:
+    """The typed, final failure of a run that reached one of its version's limits, naming the
+    settings that raise them; `exc` itself when the version sets none (runs pinned before)."""
+    if agent.max_requests is None:
+        return exc
+    tool_calls = agent.max_tool_calls if agent.max_tool_calls is not None else "no limit"
+    return ApplicationError(
+        f"{agent.name} v{agent.version} stopped: {exc} (its max_requests is {agent.max_requests}, "
+        f"max_tool_calls {tool_calls}; a version with higher limits runs longer)",
+        type=errors.AGENT_LIMIT_REACHED,
+        non_retryable=True,
+    )
 
 
 def usage_counts(usage: RunUsage, messages: list[ModelMessage] | None = None) -> dict[str, int]:

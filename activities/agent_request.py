@@ -103,7 +103,7 @@ async def _structured_run(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUs
     """The agent run (its output handling), capped at one request."""
     with capture_run_messages() as messages:
         try:
-            result = await activity_agent.run(prompt, usage_limits=ONE_REQUEST, **run_options(agent))
+            result = await activity_agent.run(prompt, **{**run_options(agent), "usage_limits": ONE_REQUEST})
         except UsageLimitExceeded:
             raise _needs_loop(response_usage_counts(messages), messages) from None
     return result.output, result.usage

@@ -44,7 +44,7 @@ from core.crypto import new_key
 from core.models import ProviderKind
 from core.settings import get_settings
 from services.defaults import DEFAULT_AGENTS
-from tests.stack import running_launcher
+from tests.stack import local_model_env, running_launcher, until_model_serves
 from workflows.planning import native_instructions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,9 +217,7 @@ async def run_goals(model: Path, goals: Sequence[Goal]) -> list[GoalRow]:
         tempfile.TemporaryDirectory(prefix="goalflow-bench-") as cwd,
         running_launcher(
             Path(cwd),
-            LLM_PROVIDER="local",
-            LOCAL_MODEL_PATH=str(model),
-            LOCAL_MODEL_PORT=str(free_port()),
+            **local_model_env(model, threads=None),
             API_TOKEN=token,
             ENCRYPTION_KEYS=new_key(),
             HTTP_ALLOWLIST="127.0.0.1",
@@ -228,9 +226,7 @@ async def run_goals(model: Path, goals: Sequence[Goal]) -> list[GoalRow]:
         async with httpx.AsyncClient(
             base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as http:
-            async with asyncio.timeout(START_LIMIT_S):
-                while not (await http.get("/health/ready")).json()["checks"]["local_model"].get("serving"):  # noqa: ASYNC110 (polling another process)
-                    await asyncio.sleep(1)
+            await until_model_serves(http, launcher, START_LIMIT_S)
             for goal in goals:
                 outcome, seconds = await run_goal(http, goal, page_url=page_url)
                 rows.append(GoalRow(goal.title, verdict(goal, outcome), seconds, outcome.tools()))

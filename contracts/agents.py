@@ -39,6 +39,17 @@ class ModelFailure(BaseModel):
     """`<failure type>: <message>`."""
 
 
+DEFAULT_MAX_REQUESTS = 100
+"""Model requests one run of a version may send unless the version says otherwise: enough for a
+long tool loop (pydantic-ai's own default of 50 stopped an 80-call loop)."""
+MAX_REQUESTS_CAP = 10_000
+MAX_TOOL_CALLS_CAP = 100_000
+
+
+def _unset(value: Any) -> bool:
+    return value is None
+
+
 class AgentSnapshot(BaseModel):
     """One agent version as resolved when a run started; later activations do not change it."""
 
@@ -55,6 +66,12 @@ class AgentSnapshot(BaseModel):
     # Left out when empty, so a snapshot without fallbacks is the payload it always was.
     fallbacks: list[ModelRef] = Field(default_factory=list, exclude_if=_is_empty)
     """Tried in order when the model fails for good (`workflows/agent_runs.py`)."""
+    # Left out when unset: a snapshot pinned before these limits existed is the payload it was,
+    # and its run keeps pydantic-ai's own limit (50 requests) on replay.
+    max_requests: int | None = Field(default=None, exclude_if=_unset)
+    """Model requests one run may send (`DEFAULT_MAX_REQUESTS` for versions made since)."""
+    max_tool_calls: int | None = Field(default=None, exclude_if=_unset)
+    """Tool calls one run may make; None: no limit but `max_requests`."""
 
     @property
     def model_id(self) -> str:

@@ -102,7 +102,7 @@ async def update_agent(session: AsyncSession, agent_id: int, data: AgentUpdate) 
     the edited one was; a patch that changes nothing answers the edited version as it is."""
     agent = await get_agent(session, agent_id)
     requested = data.model_dump(exclude_unset=True)
-    required = ("provider_id", "model", "system_prompt", "tools", "fallbacks")
+    required = ("provider_id", "model", "system_prompt", "tools", "fallbacks", "max_requests")
     nulled = sorted(k for k in required if k in requested and requested[k] is None)
     if nulled:
         raise Invalid(f"{', '.join(nulled)} cannot be null")

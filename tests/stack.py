@@ -92,6 +92,22 @@ async def until(
         await asyncio.sleep(0.3)
 
 
+def local_model_env(model: Path, threads: int | None = 2) -> dict[str, str]:
+    """A launcher's environment for the embedded model from the file `model` on a free port."""
+    env = {"LLM_PROVIDER": "local", "LOCAL_MODEL_PATH": str(model), "LOCAL_MODEL_PORT": str(free_port())}
+    return env if threads is None else {**env, "LOCAL_MODEL_THREADS": str(threads)}
+
+
+async def until_model_serves(http: httpx.AsyncClient, launcher: Launcher, timeout_s: float = 120) -> None:
+    """Until `/health/ready` says the local model serves (it loads after the API answers)."""
+
+    async def serves() -> bool:
+        ready = (await http.get("/health/ready")).json()
+        return bool(ready["checks"]["local_model"].get("serving"))
+
+    await until(serves, "the local model to serve", launcher, timeout_s)
+
+
 async def polling_pids(launcher: Launcher) -> set[int]:
     """Pids of the workers polling the task queue on the server running now (pollers are
     in-memory on the server, so a restarted server lists only workers that polled it since)."""

@@ -17,7 +17,7 @@ import pytest
 from core import local_model
 from core.crypto import new_key
 from core.settings import Settings
-from tests.stack import free_port, running_launcher, until
+from tests.stack import local_model_env, running_launcher, until, until_model_serves
 
 pytestmark = pytest.mark.slow
 
@@ -31,23 +31,12 @@ async def test_make_run_with_the_local_model_plans_runs_and_summarises_a_goal_wi
     token = secrets.token_urlsafe(24)
     began = time.monotonic()
     with running_launcher(
-        tmp_path,
-        LLM_PROVIDER="local",
-        LOCAL_MODEL_PATH=str(model),
-        LOCAL_MODEL_PORT=str(free_port()),
-        LOCAL_MODEL_THREADS="2",
-        API_TOKEN=token,
-        ENCRYPTION_KEYS=new_key(),
+        tmp_path, **local_model_env(model), API_TOKEN=token, ENCRYPTION_KEYS=new_key()
     ) as launcher:
         async with httpx.AsyncClient(
             base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as http:
-
-            async def model_serves() -> bool:
-                ready = (await http.get("/health/ready")).json()
-                return bool(ready["checks"]["local_model"].get("serving"))
-
-            await until(model_serves, "the local model to serve", launcher, 120)
+            await until_model_serves(http, launcher)
             ready_s = time.monotonic() - began
             created = await http.post(
                 "/api/v1/goals",

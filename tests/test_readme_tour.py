@@ -15,7 +15,7 @@ import pytest
 from bench.newcomer_goals import GOALS
 from core import local_model
 from core.settings import Settings
-from tests.stack import ROOT, free_port, running_launcher, until
+from tests.stack import ROOT, local_model_env, running_launcher, until_model_serves
 
 README = ROOT / "README.md"
 SECTION = "## Five minutes on the embedded model"
@@ -55,25 +55,14 @@ def test_the_tour_is_the_readmes_and_its_goals_are_bench_goals() -> None:
 async def test_the_readme_tour_prints_what_the_readme_says_on_the_embedded_model(tmp_path: Path) -> None:
     script, claimed = tour()
     model = (await asyncio.to_thread(local_model.provision, Settings(local_model_path=None))).resolve()
-    with running_launcher(
-        tmp_path,
-        LLM_PROVIDER="local",
-        LOCAL_MODEL_PATH=str(model),
-        LOCAL_MODEL_PORT=str(free_port()),
-        LOCAL_MODEL_THREADS="2",
-    ) as launcher:
+    with running_launcher(tmp_path, **local_model_env(model)) as launcher:
         env_file = (tmp_path / "data" / "generated.env").read_text()
         token = re.search(r"^API_TOKEN=(.+)$", env_file, re.M)
         assert token, "make run generated no API_TOKEN into data/generated.env"
         async with httpx.AsyncClient(
             base_url=launcher.api_url, headers={"Authorization": f"Bearer {token.group(1)}"}, timeout=30
         ) as http:
-
-            async def model_serves() -> bool:
-                ready = (await http.get("/health/ready")).json()
-                return bool(ready["checks"]["local_model"].get("serving"))
-
-            await until(model_serves, "the local model to serve", launcher, 120)
+            await until_model_serves(http, launcher)
         ran = await asyncio.to_thread(
             subprocess.run,
             ["bash", "-euo", "pipefail", "-c", script.replace(README_ADDRESS, launcher.api_url)],

@@ -49,10 +49,12 @@ from contracts.usage import TokenUsage
 
 with workflow.unsafe.imports_passed_through():
     from pydantic_ai import capture_run_messages
+    from pydantic_ai.exceptions import UsageLimitExceeded
     from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserContent
 
     from activities.agent_options import (
         classify_model_error,
+        limit_reached,
         response_usage_counts,
         run_options,
         usage_counts,
@@ -259,9 +261,11 @@ async def _run_on(
     with capture_run_messages() as messages:
         try:
             result = await goalflow_agent.run(None if repair is not None else prompt, **options)
-        except Exception:
+        except Exception as exc:
             # What the failed run spent (its history's responses were counted already).
             tally.usage += TokenUsage(**response_usage_counts(messages[len(repair or []) :]))
+            if isinstance(exc, UsageLimitExceeded) and (typed := limit_reached(agent, exc)) is not exc:
+                raise typed from None
             raise
     tally.usage += TokenUsage(**usage_counts(result.usage, result.all_messages()))
     return result.output

@@ -9,10 +9,11 @@ agent that calls itself through `run_agent` stops instead of recursing forever.
 
 from collections.abc import Callable
 
+from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.toolsets import AbstractToolset
 from temporalio.exceptions import ApplicationError
 
-from activities.agent_options import AgentDeps, classify_model_error, run_options, usage_counts
+from activities.agent_options import AgentDeps, classify_model_error, limit_reached, run_options, usage_counts
 from activities.agent_request import activity_agent
 from activities.store import active_snapshot
 from activities.tools.base import Output, ToolError, ToolSpec, make_tool
@@ -43,6 +44,8 @@ def make_spec(toolset: Callable[[], AbstractToolset[AgentDeps]]) -> ToolSpec:
             result = await activity_agent.run(
                 args.prompt, toolsets=[toolset()], **run_options(agent, depth=depth)
             )
+        except UsageLimitExceeded as exc:  # final: the same run would stop at the same limit
+            raise ToolError(str(limit_reached(agent, exc)), kind=errors.AGENT_LIMIT_REACHED) from None
         except Exception as exc:
             classified = classify_model_error(exc)
             if classified is None:

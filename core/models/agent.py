@@ -11,7 +11,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from contracts.agents import MAX_FALLBACKS, AgentName, ModelRef
+from contracts.agents import (
+    DEFAULT_MAX_REQUESTS,
+    MAX_FALLBACKS,
+    MAX_REQUESTS_CAP,
+    MAX_TOOL_CALLS_CAP,
+    AgentName,
+    ModelRef,
+)
 from core.models.common import MAX_DB_ID, created_at_field, json_field, updated_at_field
 
 
@@ -64,6 +71,15 @@ class AgentBase(SQLModel):
     tools: list[str] = json_field(default_factory=list)
     output_schema: OutputSchema = json_field(nullable=True)
     fallbacks: list[ModelRef] = fallbacks_field()
+    max_requests: int = Field(
+        default=DEFAULT_MAX_REQUESTS,
+        ge=1,
+        le=MAX_REQUESTS_CAP,
+        sa_column_kwargs={"server_default": text(str(DEFAULT_MAX_REQUESTS))},
+    )
+    """Model requests one run of this version may send; reaching it fails the run (AgentLimitReached)."""
+    max_tool_calls: int | None = Field(default=None, ge=1, le=MAX_TOOL_CALLS_CAP)
+    """Tool calls one run may make; none: only `max_requests` bounds a tool loop."""
 
 
 class AgentCreate(AgentBase):
@@ -81,6 +97,8 @@ class AgentUpdate(SQLModel):
     tools: list[str] | None = None
     output_schema: OutputSchema = None
     fallbacks: list[ModelRef] | None = Field(default=None, max_length=MAX_FALLBACKS)
+    max_requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS_CAP)
+    max_tool_calls: int | None = Field(default=None, ge=1, le=MAX_TOOL_CALLS_CAP)
 
 
 class Agent(AgentBase, table=True):
