@@ -19,8 +19,9 @@ from core.settings import Settings
 
 
 @asynccontextmanager
-async def served_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API under uvicorn on a free loopback port, and an authenticated client for it."""
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """The API under uvicorn on a free loopback port (a browser or a plain socket client needs a
+    real server); its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -28,16 +29,20 @@ async def served_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
-    assert settings.api_token is not None
-    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
     try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
-        ) as http:
-            yield http
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def served_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API under uvicorn, and an authenticated client for it."""
+    assert settings.api_token is not None
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    async with serving(settings) as url, httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+        yield http
 
 
 async def read_events(

@@ -5,7 +5,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,13 +13,12 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from playwright.async_api import async_playwright
 from temporalio.client import Client
 
-from api.main import create_app
 from core.settings import Settings
 from tests.api.goal_helpers import make_goal, make_goal_agent
+from tests.api.sse import serving
 from tests.bot.conftest import ALICE, STRANGER
 from tests.bot.png import colours
 from tests.conftest import api_client
@@ -109,16 +107,8 @@ async def test_init_data_good_tampered_expired_missing_and_a_stranger(
 @pytest_asyncio.fixture
 async def served(bot_settings: Settings, worker: None) -> AsyncIterator[str]:
     """The API under uvicorn on a free loopback port (a browser needs a real server)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(bot_settings), log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(bot_settings) as url:
+        yield url
 
 
 @pytest.mark.skipif(
