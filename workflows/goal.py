@@ -28,6 +28,7 @@ from contracts.dag import (
     ExecutionStatus,
     NodeSpec,
     NodeState,
+    NodeStatus,
     RunDagInput,
 )
 from contracts.goals import (
@@ -129,6 +130,14 @@ def _clip(value: Any) -> str:
     return text if len(text) <= SUMMARY_OUTPUT_CHARS else text[:SUMMARY_OUTPUT_CHARS] + " …"
 
 
+def _node_output(result: DagResult, node: NodeState) -> Any:
+    """What a node produced, as a report shows it: its output, else its preview or artifact."""
+    output = result.outputs.get(node.id, node.output)
+    if output is None:
+        return node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
+    return output
+
+
 def summary_prompt(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
     """Ask the summary's writer for a report from each node's (clipped) output."""
     lines = [
@@ -138,10 +147,7 @@ def summary_prompt(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
         f"The plan {spec.name!r} ran; here is what each step produced.",
     ]
     for node in result.nodes:
-        output: Any = result.outputs.get(node.id, node.output)
-        if output is None:
-            output = node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
-        lines.append(f"\n## {node.id} ({node.status.value})\n{_clip(output)}")
+        lines.append(f"\n## {node.id} ({node.status.value})\n{_clip(_node_output(result, node))}")
     lines.append("\nWrite a short report for the person who set this goal: what was done, the result.")
     return "\n".join(lines)
 
@@ -151,17 +157,15 @@ def steps_report(goal: GoalSnapshot, spec: DagSpec, result: DagResult) -> str:
     nothing else. Asked to report a run that computed 391, SmolLM2-135M wrote "17*23 = 381" and
     "a new medication"; a short true report beats a wrong one (the first-five-minutes issue)."""
     specs = {n.id: n for n in spec.nodes}
-    done = sum(1 for n in result.nodes if n.status.value == "succeeded")
+    done = sum(1 for n in result.nodes if n.status == NodeStatus.succeeded)
     lines = [f"{goal.title}: {done} of {len(result.nodes)} step(s) succeeded."]
     for node in result.nodes:
         node_spec = specs.get(node.id)
         what = "" if node_spec is None else node_spec.tool or f"agent {node_spec.agent}"
-        output: Any = result.outputs.get(node.id, node.output)
-        if output is None:
-            output = node.output_preview or (f"(stored as artifact {node.artifact})" if node.artifact else "")
+        output = _node_output(result, node)
         if isinstance(output, dict) and {"name", "size_bytes"} <= output.keys():  # write_artifact
             output = f"saved {output['name']} ({output['size_bytes']} bytes)"
-        shown = node.error if node.status.value == "failed" and node.error else _clip(output)
+        shown = node.error if node.status == NodeStatus.failed and node.error else _clip(output)
         lines.append(f"- {node.id} ({what}, {node.status.value}): {shown}")
     return "\n".join(lines)
 

@@ -177,11 +177,19 @@ def _plan_problems(raw: Any, catalog: PlanningCatalog, goal: str) -> tuple[DagSp
 
 
 async def _plan_native(
-    prompt: str, *, goal: str, planner: AgentSnapshot, catalog: PlanningCatalog, max_attempts: int
+    prompt: str,
+    *,
+    goal: str,
+    planner: AgentSnapshot,
+    catalog: PlanningCatalog,
+    max_attempts: int,
+    spent: TokenUsage,
 ) -> PlanResult:
-    """Ask for a schema-constrained plan; validation problems go back as the next user message."""
+    """Ask for a schema-constrained plan; validation problems go back as the next user message.
+    `spent` is what planning used before (the scaffold's requests): the plan's usage, or its
+    failure's, counts it too."""
     output = NativeOutput(StructuredDict(plan_output_schema(catalog), name=PLAN_OUTPUT_NAME))
-    usage = TokenUsage()
+    usage = spent
     history: list[ModelMessage] | None = None
     raw: Any = None
     problems: list[str] = []
@@ -226,11 +234,6 @@ async def _plan_native(
     )
 
 
-def _scaffold_wanted() -> bool:
-    """Outside a workflow (bench/local_model.py) always; in one, for runs since the patch."""
-    return not workflow.in_workflow() or workflow.patched(SCAFFOLD_PATCH)
-
-
 async def plan_dag(
     goal: str,
     *,
@@ -265,17 +268,16 @@ async def plan_dag(
         prompt += f"\n\nContext (a previous attempt and how it ended):\n{context}"
     if catalog.provider_kinds.get(planner.provider_id) in PlanStyle.NATIVE_KINDS:
         spent = TokenUsage()
-        if not context and _scaffold_wanted():
+        if not context and workflow.patched(SCAFFOLD_PATCH):
             planned, spent, problems = await plan_scaffolded(
                 goal, planner=planner, catalog=catalog, max_attempts=max_attempts
             )
             if planned is not None:
                 return planned
             workflow.logger.info("the scaffold made no valid plan (%s); asking for a whole one", problems)
-        whole = await _plan_native(
-            prompt, goal=goal, planner=planner, catalog=catalog, max_attempts=max_attempts
+        return await _plan_native(
+            prompt, goal=goal, planner=planner, catalog=catalog, max_attempts=max_attempts, spent=spent
         )
-        return whole.model_copy(update={"usage": whole.usage + spent})
     started = workflow.now()
     with capture_run_messages() as messages:
         try:

@@ -89,6 +89,26 @@ async def test_a_whole_plan_that_copies_the_prompts_example_is_refused_with_the_
     assert "copies the instructions' example ('17 * 23')" in _said(calls[2]["body"])
 
 
+async def test_a_plan_that_never_validates_reports_the_scaffolds_requests_in_its_usage(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    planner = await _local_planner(api, fake_llm)
+    copied = {
+        "name": "multiply-and-explain",
+        "steps": [{"tool": "calculator", "input": {"expression": "17 * 23"}, "after": []}],
+    }
+    fake_llm.script(
+        planner["model"],
+        lambda body: answer(body, {"step": "no-such-step"}),  # the scaffold's one request
+        *[lambda body: answer(body, copied)] * 3,  # every whole plan copies the example
+    )
+    refused = await _plan(api, planner, "Write a haiku about autumn.")
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert detail["attempts"] == 3 and "copies the instructions' example" in detail["message"]
+    assert detail["usage"]["requests"] == 4 == len(fake_llm.calls(planner["model"]))
+
+
 async def test_a_stored_dag_with_a_zone_or_expression_the_tools_cannot_read_is_a_422(
     api: httpx.AsyncClient,
 ) -> None:

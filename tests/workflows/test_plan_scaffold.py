@@ -109,3 +109,11 @@ def test_tool_inputs_are_checked_against_what_the_tools_can_read() -> None:
     assert "not a number" in (expression_problem("'a' * 3") or "")
     assert input_problems("calculator", {"expression": "{{params.e}}"}) == []
     assert input_problems("noop", {"value": "UTC+08"}) == []
+
+
+def test_the_example_values_are_the_ones_the_planner_prompt_shows() -> None:
+    """copied_example looks for these literals: an edit of the prompt's example must move them too."""
+    from workflows.plan_scaffold import EXAMPLE_VALUES
+    from workflows.planning import NATIVE_RULES
+
+    assert all(value in NATIVE_RULES for value in EXAMPLE_VALUES)
