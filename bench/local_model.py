@@ -49,7 +49,7 @@ from workflows.planning import native_instructions
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_ID = 1
-"""The catalog maps this id to the `local` kind, so plan_dag takes the schema-constrained path."""
+"""The id the sizing catalog gives the planner's provider, mapped to the `local` kind."""
 START_LIMIT_S = 900  # a first run downloads the wheel
 
 THROUGHPUT_PROMPTS = [
@@ -230,7 +230,8 @@ async def run_goals(model: Path, goals: Sequence[Goal]) -> list[GoalRow]:
             for goal in goals:
                 outcome, seconds = await run_goal(http, goal, page_url=page_url)
                 rows.append(GoalRow(goal.title, verdict(goal, outcome), seconds, outcome.tools()))
-                print(f"  {goal.title}: {rows[-1].problem or 'right'} ({seconds:.1f} s)", flush=True)
+                said = " ".join(outcome.outputs().split())[:100]
+                print(f"  {goal.title}: {rows[-1].problem or 'right'} ({seconds:.1f} s): {said}", flush=True)
     return rows
 
 

@@ -16,6 +16,11 @@ from typing import Any
 
 import httpx
 
+PARAGRAPH = (
+    "Temporal runs workflows durably. A worker that dies loses nothing, because every step is "
+    "recorded in an event history and replayed on another worker."
+)
+"""The text the summary goal gives."""
 PAGE_TEXT = "Tide tables for Harbour Bay: high water 06:12, low water 12:31."
 """What the local page the fetch goal reads says (served by the bench, not the internet)."""
 PAGE_URL = "{page_url}"
@@ -45,40 +50,52 @@ Check = Callable[[Outcome], str | None]
 """None when the outcome is right, else what is wrong."""
 
 
+def _text(outcome: Outcome, file: str | None) -> str | None:
+    """The named file's text (None: the run saved no such file), or every node's output."""
+    return outcome.outputs() if file is None else outcome.files.get(file)
+
+
+def _not_saved(outcome: Outcome, file: str | None) -> str:
+    return f"no {file} saved (files: {sorted(outcome.files)})"
+
+
 def has(*needles: str, file: str | None = None) -> Check:
     """Every needle in the named file (or, without one, in some node's output)."""
 
     def check(outcome: Outcome) -> str | None:
-        if file is not None:
-            saved = next((text for name, text in outcome.files.items() if name.endswith(file)), None)
-            if saved is None:
-                return f"no {file} saved (files: {sorted(outcome.files)})"
-            text = saved
-        else:
-            text = outcome.outputs()
+        text = _text(outcome, file)
+        if text is None:
+            return _not_saved(outcome, file)
         missing = [n for n in needles if n.lower() not in text.lower()]
         return f"{missing} not in {file or 'the outputs'}: {text[:160]!r}" if missing else None
 
     return check
 
 
-def _text(outcome: Outcome, file: str | None) -> str:
-    if file is None:
-        return outcome.outputs()
-    return next((text for name, text in outcome.files.items() if name.endswith(file)), "")
-
-
 def number(value: str, *, file: str | None = None) -> Check:
     """The number `value` appears as a whole number (391, not 3910) in the file or the outputs."""
 
     def check(outcome: Outcome) -> str | None:
-        problem = has(file=file)(outcome) if file else None
-        if problem:
-            return problem
         text = _text(outcome, file)
+        if text is None:
+            return _not_saved(outcome, file)
         if re.search(rf"(?<![\d.]){re.escape(value)}(?:\.0+)?(?![\d])", text):
             return None
         return f"{value} not in {file or 'the outputs'}: {text[:160]!r}"
+
+    return check
+
+
+def summary_of(text: str, subject: str) -> Check:
+    """Some node wrote a summary of `text`: shorter than it, not a copy, and naming its subject
+    (a summary about something else, or the text echoed back, is wrong)."""
+
+    def check(outcome: Outcome) -> str | None:
+        for node in outcome.nodes:
+            said = str(node.get("detail") or "")
+            if subject.lower() in said.lower() and len(said.strip()) < len(text) and text not in said:
+                return None
+        return f"no summary naming {subject!r} shorter than the text: {outcome.outputs()[:160]!r}"
 
     return check
 
@@ -118,12 +135,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("six sevens", "What is 6 times 7? Save the answer in result.txt", number("42", file="result.txt")),
     Goal("time in Tokyo", "What time is it in Tokyo? Save it in tokyo.md.", has("+09:00", file="tokyo.md")),
     Goal("power", "What is 2 to the power of 10?", number("1024")),
-    Goal(
-        "summary",
-        "Summarise this paragraph: Temporal runs workflows durably. A worker that dies loses nothing, "
-        "because every step is recorded in an event history and replayed on another worker.",
-        either(has("temporal"), has("worker"), has("history")),
-    ),
+    Goal("summary", f"Summarise this paragraph: {PARAGRAPH}", summary_of(PARAGRAPH, "Temporal")),
     Goal("fetch", f"Fetch {PAGE_URL} and save the page in page.md", has("Harbour Bay", file="page.md")),
     Goal(
         "classify",
@@ -160,15 +172,7 @@ async def run_goal(http: httpx.AsyncClient, goal: Goal, *, page_url: str = "") -
     steps = (await http.get(f"/api/v1/runs/{run_id}/steps")).json()["steps"]
     plan_nodes = ((run.get("result") or {}).get("plan") or {}).get("nodes") or []
     by_id = {str(n["id"]): n for n in plan_nodes}
-    nodes = [
-        {
-            **s,
-            "tool": str(by_id.get(s["id"], {}).get("tool") or f"agent:{by_id.get(s['id'], {}).get('agent')}"),
-            "input": by_id.get(s["id"], {}).get("input"),
-        }
-        for s in steps
-        if s["kind"] == "node"
-    ]
+    nodes = [_with_plan(s, by_id.get(s["id"], {})) for s in steps if s["kind"] == "node"]
     files: dict[str, str] = {}
     for node in plan_nodes:
         name = (node.get("input") or {}).get("name") if node.get("tool") == "write_artifact" else None
@@ -179,6 +183,12 @@ async def run_goal(http: httpx.AsyncClient, goal: Goal, *, page_url: str = "") -
     failure = run.get("failure") or {}
     error = str(failure.get("message") or next((s["error"] for s in steps if s.get("error")), ""))
     return Outcome(status=str(run.get("status")), nodes=nodes, files=files, error=error), seconds
+
+
+def _with_plan(step: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """A node's step with its plan entry's tool (`agent:<name>` for an agent step) and input."""
+    tool = planned.get("tool") or f"agent:{planned.get('agent')}"
+    return {**step, "tool": str(tool), "input": planned.get("input")}
 
 
 def verdict(goal: Goal, outcome: Outcome) -> str | None:
