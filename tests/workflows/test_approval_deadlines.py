@@ -7,9 +7,11 @@ Record the kept history again with
 `GOALFLOW_RECORD_HISTORIES=1 pytest tests/workflows/test_approval_deadlines.py`.
 """
 
+import asyncio
+
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError
 
@@ -191,7 +193,17 @@ async def test_a_deadline_is_kept_across_continue_as_new(client: Client) -> None
                 nodes_of(s)["b"].status == "succeeded" and nodes_of(s)["gated"].status == "waiting_approval"
             ),
         )
-        await handle.execute_update(DagWorkflow.approve, ApprovalDecision(node_id="gated"))
+        # The status can come from a run that continues-as-new right after answering; its next run
+        # holds `gated` pending until its first activation, so an approval landing there is refused
+        # as not waiting. Ask again until the run that waits takes it.
+        for _ in range(100):
+            try:
+                await handle.execute_update(DagWorkflow.approve, ApprovalDecision(node_id="gated"))
+                break
+            except WorkflowUpdateFailedError as exc:
+                if not (isinstance(exc.cause, ApplicationError) and "(it is pending)" in exc.cause.message):
+                    raise
+                await asyncio.sleep(0.1)
         result = await handle.result()
         events = await events_of(client, handle.id)
         runs = [e async for e in client.list_workflows(f'WorkflowId="{handle.id}"')]
