@@ -67,6 +67,12 @@ class ToolDescription(BaseModel):
     input_schema: dict[str, Any]
     local: bool
     timeout_s: float
+    server: str | None = None
+    """The MCP server that offers it (`<server>__<tool>`); null for a built-in tool."""
+    annotations: dict[str, Any] | None = None
+    """An MCP tool's hints (read-only, destructive, idempotent, open world)."""
+    needs_approval: bool = False
+    """Whether a call waits for a person (an MCP tool that may destroy, by its server's setting)."""
 
 
 class AgentToolDeps(BaseModel):

@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from contracts.agents import AgentTestInput, AgentTestResult, ModelRef
+from contracts.mcp import is_mcp_tool
 from contracts.search import RUN_KIND_AGENT_TEST, search_attributes
 from contracts.workflow_names import AGENT_TEST_WORKFLOW
 from core.errors import Conflict, Invalid, NotFound
@@ -17,6 +18,7 @@ from core.settings import Settings
 from services.ids import short_id
 from services.tool_names import unknown_tools
 from services.waiting import StillRunning, require_worker, wait_bounded
+from storage.mcp_servers import find_tools
 
 AGENT_TEST_TIMEOUT = timedelta(minutes=5)
 
@@ -49,6 +51,10 @@ async def _check_references(
         raise Invalid(f"provider {provider_id} does not exist")
     if tools:
         unknown = unknown_tools(tools)
+        mcp = [name for name in unknown if is_mcp_tool(name)]
+        if mcp:
+            _, missing = await find_tools(session, mcp)
+            unknown = [name for name in unknown if name not in mcp or name in missing]
         if unknown:
             raise Invalid(f"unknown tool(s): {', '.join(unknown)}")
 

@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 
 from contracts.dag import DagSpec, RunDagInput
 from contracts.dag_validation import validate_spec
+from contracts.mcp import is_mcp_tool
 from contracts.schedules import ScheduleInfo
 from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.tool_inputs import tool_schemas
@@ -18,6 +19,7 @@ from core.models import Agent, Dag, DagCreate, DagUpdate
 from core.settings import Settings
 from services import schedules
 from services.temporal_errors import rpc_error
+from storage.mcp_servers import find_tools
 
 DEFAULT_TIMEZONE = "UTC"
 SCHEDULE_PREFIX = "dag-"
@@ -76,9 +78,11 @@ async def spec_problems(
     session: AsyncSession, spec: DagSpec, *, params: dict[str, Any] | None = None
 ) -> list[str]:
     """Every problem of a spec against the registered tools and active agents."""
+    mcp_names = [n.tool for n in spec.nodes if n.tool is not None and is_mcp_tool(n.tool)]
+    mcp_tools = (await find_tools(session, mcp_names))[0] if mcp_names else {}
     return validate_spec(
         spec,
-        tool_schemas=tool_schemas(),
+        tool_schemas={**tool_schemas(), **{name: tool.input_schema for name, tool in mcp_tools.items()}},
         agent_names=await active_agent_names(session),
         params=params,
     )

@@ -7,6 +7,7 @@ from core.models.dag_event import DagEventRecord
 from core.models.dag_final_state import DagFinalState
 from core.models.goal import Goal, GoalCreate, GoalPublic, GoalStatus, GoalUpdate, RunUsage
 from core.models.live_event import LiveEvent
+from core.models.mcp_server import McpServer, McpServerCreate, McpServerPublic, McpServerUpdate
 from core.models.memory import Memory, MemoryCreate, MemoryPublic
 from core.models.message import Message, MessageCreate, MessagePublic, MessageStatus
 from core.models.provider import (
@@ -41,6 +42,10 @@ __all__ = [
     "GoalStatus",
     "GoalUpdate",
     "LiveEvent",
+    "McpServer",
+    "McpServerCreate",
+    "McpServerPublic",
+    "McpServerUpdate",
     "Memory",
     "MemoryCreate",
     "MemoryPublic",

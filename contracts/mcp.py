@@ -1,0 +1,123 @@
+"""MCP tool servers as goalflow sees them: how their tools are named, what a pinned tool carries
+into a workflow, and the input of the one activity that calls them.
+
+An MCP tool is a goalflow tool named `<server>__<tool>`: the server's registered name, two
+underscores, the tool's own name. Server names are short identifiers without a double underscore,
+so the first `__` always splits a name back, and every name is model-safe (the characters and
+length every provider accepts for a function name); a tool whose full name would not be is listed
+by the server but not offered. Built-in tools never contain `__`.
+
+Pure data, safe inside the workflow sandbox: no secret ever travels in these models (the
+connection settings are loaded from the database inside the activity).
+"""
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+MCP_SEPARATOR = "__"
+SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}[a-z0-9]$|^[a-z]$"
+"""Lowercase letters, digits and single underscores, starting with a letter, at most 32."""
+TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What every provider accepts as a function name (OpenAI's rule is the strictest)."""
+MCP_CALL_ACTIVITY = "mcp_call_tool"
+"""The activity every MCP tool call runs in, from a DAG node or an agent loop."""
+MCP_RESOLVE_ACTIVITY = "resolve_mcp_tools"
+"""The local activity that pins the MCP tools a run uses when it starts."""
+MCP_DEFAULT_TIMEOUT_S = 120.0
+
+Approval = Literal["destructive", "always", "never"]
+"""When a call waits for a person: for tools that may destroy (the default), for every call, never."""
+
+# Typed failure names (the `type` of their ApplicationErrors).
+MCP_TOOL_UNAVAILABLE = "McpToolUnavailable"
+"""A run uses an MCP tool whose server is gone or no longer lists it."""
+MCP_SERVER_UNAVAILABLE = "McpServerUnavailable"
+"""The server could not be started or reached (retryable: the next attempt starts it again)."""
+MCP_TOOL_FAILED = "McpToolFailed"
+"""The server answered the call with an error result (`isError`): final, the node decides."""
+MCP_OUTCOME_UNKNOWN = "McpOutcomeUnknown"
+"""A call to a tool that is neither read-only nor idempotent may have reached the server and its
+answer was lost; it is not sent again, the node's `on_failure` decides."""
+MCP_CALL_REJECTED = "McpCallRejected"
+"""A person (or an approval deadline) refused a call an agent wanted to make."""
+
+
+def is_mcp_tool(name: str) -> bool:
+    """Whether a tool name is an MCP tool's (`<server>__<tool>`)."""
+    return MCP_SEPARATOR in name
+
+
+def tool_name(server: str, tool: str) -> str:
+    """The goalflow name of a server's tool."""
+    return f"{server}{MCP_SEPARATOR}{tool}"
+
+
+def split_tool_name(name: str) -> tuple[str, str]:
+    """(server name, tool name) of an MCP tool's goalflow name."""
+    server, _, tool = name.partition(MCP_SEPARATOR)
+    return server, tool
+
+
+def usable_name(server: str, tool: str) -> bool:
+    """Whether a server's tool gets a goalflow name a model can call."""
+    return TOOL_NAME_PATTERN.fullmatch(tool_name(server, tool)) is not None
+
+
+class McpToolAnnotations(BaseModel):
+    """The MCP spec's tool hints, with the spec's defaults for a tool that gives none: not
+    read-only, possibly destructive, not idempotent, open world."""
+
+    title: str | None = None
+    read_only_hint: bool = False
+    destructive_hint: bool = True
+    idempotent_hint: bool = False
+    open_world_hint: bool = True
+
+
+class McpTool(BaseModel):
+    """One tool of a registered server, as listed when the server was registered or refreshed."""
+
+    name: str
+    """The goalflow name, `<server>__<tool>`."""
+    tool: str
+    """The server's own name for it."""
+    server: str
+    server_id: int
+    description: str = ""
+    input_schema: dict[str, Any] = {}
+    annotations: McpToolAnnotations = McpToolAnnotations()
+    needs_approval: bool = False
+    """Whether a call waits for a person (the server's `approval` setting over the annotations)."""
+    timeout_s: float = MCP_DEFAULT_TIMEOUT_S
+    """The server's per-call timeout."""
+
+    @property
+    def retry_safe(self) -> bool:
+        """Whether a call may be sent again when its outcome is unknown."""
+        return self.annotations.read_only_hint or self.annotations.idempotent_hint
+
+
+def needs_approval(approval: Approval, annotations: McpToolAnnotations) -> bool:
+    """The server's setting applied to one tool: `destructive` asks for any tool that is not
+    read-only and does not say it is non-destructive (the MCP spec's assumption)."""
+    if approval == "always":
+        return True
+    if approval == "never":
+        return False
+    return not annotations.read_only_hint and annotations.destructive_hint
+
+
+class McpCallInput(BaseModel):
+    """The `mcp_call_tool` activity's input: which tool, with what arguments. The server is
+    addressed by id; its command, URL, environment and headers are read inside the activity."""
+
+    server_id: int
+    tool: str
+    """The server's own tool name."""
+    name: str
+    """The goalflow name (for results, artifacts and messages)."""
+    arguments: dict[str, Any] = {}
+    retry_safe: bool = False
+    """Read-only or idempotent: a lost answer is asked again; otherwise at most once."""

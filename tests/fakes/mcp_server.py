@@ -1,0 +1,119 @@
+"""A Streamable HTTP MCP server of our own, built with the `mcp` SDK, for goalflow's MCP tests.
+
+It counts every call it receives (so a test sees a call arrive exactly once), can require a header
+(so a test sees the registered secret reach it), and offers tools with each kind of annotation:
+read-only `lookup`, non-idempotent `append_note`, destructive `delete_note`, a slow `count_to`
+that reports progress, and `hang`, which never answers.
+"""
+
+import asyncio
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False)
+APPENDS = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False)
+DESTROYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+
+
+class NotesServer:
+    """The fake's state: notes, and how often each tool was called with what."""
+
+    def __init__(self, *, required_header: tuple[str, str] | None = None) -> None:
+        self.notes: list[str] = []
+        self.calls: Counter[str] = Counter()
+        self.arguments: list[tuple[str, dict[str, Any]]] = []
+        self.seen_headers: list[dict[str, str]] = []
+        self.required_header = required_header
+        self.port = 0
+        self.release = threading.Event()
+        """Set to let a `count_to` in flight finish early (tests that kill a worker mid-call)."""
+
+    def _record(self, tool: str, arguments: dict[str, Any]) -> None:
+        self.calls[tool] += 1
+        self.arguments.append((tool, arguments))
+
+    def build(self) -> MCPServer:
+        server = MCPServer("notes", instructions="Keeps short notes.")
+
+        @server.tool(annotations=READ_ONLY)
+        def lookup(word: str) -> str:
+            """Whether a word appears in any note."""
+            self._record("lookup", {"word": word})
+            return f"{word}: {'found' if any(word in n for n in self.notes) else 'not found'}"
+
+        @server.tool(annotations=APPENDS)
+        def append_note(text: str) -> str:
+            """Append a note (each call adds one)."""
+            self._record("append_note", {"text": text})
+            self.notes.append(text)
+            return f"{len(self.notes)} notes"
+
+        @server.tool(annotations=DESTROYS)
+        def delete_note(index: int) -> str:
+            """Delete the note at an index."""
+            self._record("delete_note", {"index": index})
+            if 0 <= index < len(self.notes):
+                return f"deleted {self.notes.pop(index)!r}"
+            raise ValueError(f"no note at index {index}")
+
+        @server.tool(annotations=APPENDS)
+        async def count_to(n: int, ctx: Context) -> str:
+            """Count slowly to n, reporting progress every step (0.5 s each)."""
+            self._record("count_to", {"n": n})
+            for step in range(1, n + 1):
+                await ctx.report_progress(step, n, f"counted {step}")
+                if self.release.is_set():
+                    break
+                await asyncio.sleep(0.5)
+            self.notes.append(f"counted to {n}")
+            return f"counted to {n}"
+
+        @server.tool(annotations=READ_ONLY)
+        async def hang() -> str:
+            """Never answers."""
+            self._record("hang", {})
+            await asyncio.sleep(3600)
+            return "never"
+
+        return server
+
+    def app(self) -> ASGIApp:
+        inner = self.build().streamable_http_app(stateless_http=False)
+        required = self.required_header
+
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+                self.seen_headers.append(headers)
+                if required is not None and headers.get(required[0].lower()) != required[1]:
+                    await send({"type": "http.response.start", "status": 401, "headers": []})
+                    await send({"type": "http.response.body", "body": b"unauthorized"})
+                    return
+            await inner(scope, receive, send)
+
+        return guarded
+
+
+def start(fake: NotesServer) -> uvicorn.Server:
+    """Serve the fake on a free loopback port in a background thread (its URL: /mcp)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    fake.port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server
+
+
+def url(fake: NotesServer) -> str:
+    return f"http://127.0.0.1:{fake.port}/mcp"
