@@ -35,6 +35,7 @@ from activities.goals import (
     store_goal_plan,
 )
 from activities.intake import pin_intake_agents, store_message_analysis, update_message_progress
+from activities.mcp import McpActivities
 from activities.provider_limits import ProviderWaitInterceptor
 from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
@@ -43,6 +44,7 @@ from contracts.errors import WorkflowBug
 from core import metrics, observability, versioning
 from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
+from core.mcp_client import McpPool
 from core.processes import exit_now
 from core.replay import move_replayable
 from core.settings import WORKER_DRAIN_S, Settings, get_settings
@@ -139,6 +141,21 @@ def build_replayer(settings: Settings, *, workflows: Sequence[type] = ()) -> Rep
     )
 
 
+class GoalflowWorker(Worker):
+    """A Worker that also owns what its activities hold open: the MCP servers it started are
+    stopped when it stops (`activities/mcp.py`)."""
+
+    def __init__(self, client: Client, *, mcp: McpActivities, **options: Any) -> None:
+        super().__init__(client, **options)
+        self.mcp = mcp
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.mcp.close()
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -148,7 +165,7 @@ def build_worker(
     workflows: Sequence[type] = (),
     build_id: str | None = None,
     drain: timedelta | None = None,
-) -> Worker:
+) -> GoalflowWorker:
     """A worker for every goalflow workflow and activity (pydantic-ai's come from its plugin).
 
     `stand_ins` replace the activities registered under the same names (tests' fakes), and
@@ -156,9 +173,12 @@ def build_worker(
     overrides the version a versioned worker polls as; `drain` is how long a shutdown lets running
     activities finish (none by default: tests' workers stop at once)."""
     replaced = {activity_name(fn) for fn in stand_ins}
-    activities = [fn for fn in ACTIVITIES if activity_name(fn) not in replaced]
-    return Worker(
+    mcp = McpActivities(settings, McpPool())
+    own: list[Callable[..., Any]] = [*ACTIVITIES, mcp.call_tool, mcp.resolve_tools]
+    activities = [fn for fn in own if activity_name(fn) not in replaced]
+    return GoalflowWorker(
         client,
+        mcp=mcp,
         task_queue=task_queue or settings.task_queue,
         workflows=with_replaced(workflows),
         activities=[*activities, *stand_ins],

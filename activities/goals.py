@@ -12,7 +12,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.store import snapshot_of
+from activities.store import pinned, snapshot_of
 from contracts import errors
 from contracts.dag import DagStatus
 from contracts.goals import (
@@ -54,19 +54,20 @@ async def load_goal_snapshot(goal_id: int) -> GoalSnapshot:
         agent = (await session.exec(_active(goal.agent_name))).first()
         summarizer = (await session.exec(_active(SUMMARIZER_AGENT))).first()
         provider = await session.get(Provider, summarizer.provider_id) if summarizer is not None else None
-    if agent is None:
-        raise ApplicationError(
-            f"no active version of agent {goal.agent_name!r}",
-            type=errors.AGENT_NOT_FOUND,
-            non_retryable=True,
-        )
+        if agent is None:
+            raise ApplicationError(
+                f"no active version of agent {goal.agent_name!r}",
+                type=errors.AGENT_NOT_FOUND,
+                non_retryable=True,
+            )
+        agent_snapshot = await pinned(session, agent)
     return GoalSnapshot(
         id=goal_id,
         title=goal.title,
         objective=goal.objective,
         params=goal.params,
         max_tokens_per_run=goal.max_tokens_per_run,
-        agent=snapshot_of(agent),
+        agent=agent_snapshot,
         summarizer=snapshot_of(summarizer) if summarizer is not None else None,
         summarizer_kind=str(provider.kind) if provider is not None else None,
         plan=PlanMode(goal.plan),

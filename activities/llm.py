@@ -17,6 +17,7 @@ from temporalio.workflow import ActivityConfig
 from activities.agent_options import AgentDeps
 from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
 from activities.llm_models import LLM_RETRY, LLM_TIMEOUT, MODEL_ID_PREFIX, resolve_model
+from activities.tools.mcp_toolset import McpToolset
 from activities.tools.registry import TOOLS
 from activities.tools.toolset import build_toolset
 
@@ -28,7 +29,7 @@ goalflow_agent: Agent[AgentDeps, Any] = Agent(
     output_type=str,
     deps_type=cast(type[AgentDeps], AgentDeps),
     # The toolset id is part of the tool-call activity name: never rename it.
-    toolsets=[build_toolset(TOOLS.values())],
+    toolsets=[build_toolset(TOOLS.values()), McpToolset()],
     capabilities=[
         ResolveModelId(resolve_model),
         TemporalDurability(

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, IntegrityError
 from temporalio.service import RPCError
 
+from api import mcp_endpoint
 from api.deps import require_token
 from api.errors import declare_errors
 from api.json_guard import JsonGuard
@@ -128,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # an unmigrated or unreachable DB: readiness names it
             log.warning("default provider and agents not registered: %s", type(exc).__name__)
         freeze_startup_heap()
-        yield
+        async with mcp_sessions.run():  # the MCP endpoint's transport (api/mcp_endpoint.py)
+            yield
         await close_hub(app.state)  # the real-time hub of WS /api/v1/ws
         await dispose_engines()
 
@@ -192,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         declare_errors(module.router, protected=True)
         app.include_router(module.router, dependencies=protected)
+    mcp_sessions = mcp_endpoint.mount(app)  # /api/v1/mcp, behind the same token; not in OpenAPI
     return app
 
 

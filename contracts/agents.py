@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from contracts.mcp import McpTool
 from contracts.usage import TokenUsage
 
 AgentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", max_length=63)]
@@ -72,6 +73,8 @@ class AgentSnapshot(BaseModel):
     """Model requests one run may send (`DEFAULT_MAX_REQUESTS` for versions made since)."""
     max_tool_calls: int | None = Field(default=None, exclude_if=_unset)
     """Tool calls one run may make; None: no limit but `max_requests`."""
+    mcp_tools: list[McpTool] = Field(default_factory=list, exclude_if=_is_empty)
+    """The MCP tools among `tools`, as their servers listed them when the version was pinned."""
 
     @property
     def model_id(self) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from contracts.agents import AgentSnapshot, ModelFailure
+from contracts.mcp import is_mcp_tool
 from contracts.usage import TokenUsage
 
 NodeId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
@@ -71,8 +72,9 @@ class NodeSpec(BaseModel):
     approval_timeout_s: float | None = Field(
         default=None, gt=0, le=MAX_APPROVAL_TIMEOUT_S, exclude_if=_is_none
     )
-    """`requires_approval` nodes: stop waiting for a person after this many seconds (a durable
-    timer), and decide by `on_timeout`."""
+    """`requires_approval` nodes (and MCP tool calls that wait for a person: an MCP tool node, or
+    an agent node's calls): stop waiting after this many seconds (a durable timer), and decide by
+    `on_timeout`."""
     on_timeout: OnApprovalTimeout | None = Field(default=None, exclude_if=_is_none)
     """What the approval deadline decides; `reject` when a deadline is set and this is not."""
 
@@ -90,7 +92,8 @@ class NodeSpec(BaseModel):
     def _approval_deadline_needs_approval(self) -> "NodeSpec":
         if self.approval_timeout_s is None and self.on_timeout is None:
             return self
-        if not self.requires_approval:
+        may_wait = self.requires_approval or self.agent is not None or is_mcp_tool(self.tool or "")
+        if not may_wait:
             raise ValueError(
                 f"node {self.id!r}: 'approval_timeout_s' and 'on_timeout' need 'requires_approval': true"
             )

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from contracts import errors
+
 MCP_SEPARATOR = "__"
 SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}[a-z0-9]$|^[a-z]$"
 """Lowercase letters, digits and single underscores, starting with a letter, at most 32."""
@@ -31,8 +33,7 @@ Approval = Literal["destructive", "always", "never"]
 """When a call waits for a person: for tools that may destroy (the default), for every call, never."""
 
 # Typed failure names (the `type` of their ApplicationErrors).
-MCP_TOOL_UNAVAILABLE = "McpToolUnavailable"
-"""A run uses an MCP tool whose server is gone or no longer lists it."""
+MCP_TOOL_UNAVAILABLE = errors.MCP_TOOL_UNAVAILABLE
 MCP_SERVER_UNAVAILABLE = "McpServerUnavailable"
 """The server could not be started or reached (retryable: the next attempt starts it again)."""
 MCP_TOOL_FAILED = "McpToolFailed"

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
     from activities.llm import goalflow_agent
     from activities.llm_models import LLM_RETRY, LLM_TIMEOUT
+    from activities.tools.mcp_toolset import offering
 
 ONE_ACTIVITY_PATCH = "agent-run-one-activity"
 """Since this patch a version without tools runs as one `agent_request` activity; histories
@@ -258,7 +259,7 @@ async def _run_on(
     if repair is not None:
         options["message_history"] = repair
         options["retries"] = REPAIR_RETRIES
-    with capture_run_messages() as messages:
+    with capture_run_messages() as messages, offering(agent.mcp_tools):
         try:
             result = await goalflow_agent.run(None if repair is not None else prompt, **options)
         except Exception as exc:

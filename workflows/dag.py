@@ -36,6 +36,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from contracts import errors
 from contracts.dag import (
+    TERMINAL_NODE_STATUSES,
     ApprovalDecision,
     BudgetRaise,
     DagCarry,
@@ -47,6 +48,7 @@ from contracts.dag import (
     ResumeRequest,
     RunDagInput,
 )
+from contracts.mcp import MCP_RESOLVE_ACTIVITY, McpTool, is_mcp_tool
 from contracts.search import DAG_STATUS, RUN_KIND_DAG
 from contracts.workflow_names import (
     DAG_APPROVE_SIGNAL,
@@ -118,6 +120,7 @@ class DagWorkflow:
             params={**spec.params, **params.params}, agents=self._agents, nodes=self._graph.nodes
         )
         self._control = DagControl(self._graph, self._events, wake=self._wake)
+        self._runner.tool_gate = self._control.tool_gate
         self._launcher = NodeLauncher(
             self._graph, self._runner, self._events, max_parallel=spec.max_parallel, wake=self._wake
         )
@@ -147,6 +150,7 @@ class DagWorkflow:
                     graph.reuse(node_id, output)
         try:
             await self._pin_agents(params)
+            await self._pin_mcp_tools()
             graph.init_ready()
             self._report()
             await self._drive(params)
@@ -215,6 +219,38 @@ class DagWorkflow:
             kind = failure.type if failure is not None and failure.type else errors.AGENT_NOT_FOUND
             self._fail(kind, describe(exc))
         self._agents.update(pinned)
+
+    async def _pin_mcp_tools(self) -> None:
+        """The MCP tools of the tool nodes still to run, as their servers list them now (a tool a
+        server stopped listing fails the run here, readably). A tool that may destroy makes its
+        node wait for a person first, as `requires_approval` does (its server's `approval`).
+        Runs only for DAGs with MCP tool nodes: histories without them replay unchanged."""
+        graph = self._graph
+        nodes = {
+            node_id: spec.tool
+            for node_id, spec in graph.specs.items()
+            if spec.tool is not None
+            and is_mcp_tool(spec.tool)
+            and graph.nodes[node_id].status not in TERMINAL_NODE_STATUSES
+        }
+        if not nodes:
+            return
+        names = sorted(set(nodes.values()))
+        try:
+            pinned = await workflow.execute_local_activity(
+                MCP_RESOLVE_ACTIVITY,
+                names,
+                result_type=dict[str, McpTool],
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary=f"pin MCP tools {', '.join(names)}"[:200],
+            )
+        except FailureError as exc:
+            self._fail(errors.MCP_TOOL_UNAVAILABLE, describe(exc))
+        self._runner.mcp_tools.update(pinned)
+        for node_id, tool in nodes.items():
+            if pinned[tool].needs_approval and not graph.specs[node_id].requires_approval:
+                graph.specs[node_id] = graph.specs[node_id].model_copy(update={"requires_approval": True})
 
     def _fail(self, kind: str, message: str) -> NoReturn:
         """Close every unstarted node, record the typed error and raise it (final, no retry)."""

@@ -1,20 +1,31 @@
 """What people do to a running DagWorkflow: approve or reject a waiting node, resume a suspended
 execution, raise the token budget. The workflow's update, validator and signal handlers delegate
 here. A node's approval deadline (`approval_timeout_s`) is a durable timer per wait, cancelled
-when a person decides first; when it fires, `on_timeout` decides in their place."""
+when a person decides first; when it fires, `on_timeout` decides in their place.
+
+An agent node whose agent wants to call an MCP tool that needs approval waits the same way, in
+the middle of its run (`ask_tool`): the node shows `waiting_approval` with the call as its
+`waiting_reason`, the same approve/reject (and deadline) answer it, and the agent goes on: the
+call made, or the model told a person refused it."""
 
 import asyncio
+import json
 from collections.abc import Callable
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from contracts import errors
 from contracts.dag import ApprovalDecision, BudgetRaise, NodeState, NodeStatus, ResumeRequest
+from contracts.mcp import McpTool
+from contracts.tools import PREVIEW_CHARS
 from workflows.dag_events import DagEvents
 from workflows.dag_graph import DagGraph
+
+with workflow.unsafe.imports_passed_through():
+    from activities.tools.mcp_toolset import ApprovalGate, Decision
 
 MIN_TIMER_S = 0.001
 """A deadline already past when its timer is armed (carried over continue-as-new) fires at once."""
@@ -28,6 +39,66 @@ class DagControl:
         self._events = events
         self._wake = wake
         self._deadlines: dict[str, asyncio.Task[None]] = {}
+        self._tool_waits: dict[str, list[Decision]] = {}
+        """Node → where the answer to its agent's pending tool call goes (empty until decided)."""
+        self._tool_locks: dict[str, asyncio.Lock] = {}
+
+    # ---------------------------------------------------------------- tool calls inside agents
+
+    def tool_gate(self, node_id: str) -> ApprovalGate:
+        """The gate an agent node's MCP calls that need approval go through."""
+
+        async def ask(tool: McpTool, arguments: dict[str, Any]) -> Decision:
+            return await self.ask_tool(node_id, tool, arguments)
+
+        return ask
+
+    async def ask_tool(self, node_id: str, tool: McpTool, arguments: dict[str, Any]) -> Decision:
+        """Hold the agent's call until a person (or the deadline) decides; one call at a time."""
+        lock = self._tool_locks.setdefault(node_id, asyncio.Lock())
+        async with lock:
+            graph = self._graph
+            state = graph.nodes[node_id]
+            call = f"{tool.name}({json.dumps(arguments, ensure_ascii=False, default=str)})"
+            state.status = NodeStatus.waiting_approval
+            state.waiting_reason = f"tool call {call}"[:PREVIEW_CHARS]
+            state.decided_by = None
+            answer: list[Decision] = []
+            self._tool_waits[node_id] = answer
+            graph.waiting_approval.add(node_id)
+            timeout = graph.specs[node_id].approval_timeout_s
+            if timeout is not None:
+                state.approval_deadline = workflow.now() + timedelta(seconds=timeout)
+                graph.deadlines_due.append(node_id)
+                self.arm_deadlines()
+            self._events.publish(
+                "node_waiting_approval", node_id=node_id, status=state.status, message=state.waiting_reason
+            )
+            self._wake()
+            try:
+                await workflow.wait_condition(lambda: bool(answer))
+            finally:
+                self._tool_waits.pop(node_id, None)
+            return answer[0]
+
+    def _answer_tool(self, node_id: str, decision: Decision, by: Literal["person", "timeout"]) -> bool:
+        """Answer a pending tool call of an agent node; False when the node has none."""
+        answer = self._tool_waits.get(node_id)
+        if answer is None:
+            return False
+        state = self._end_wait(node_id, by)
+        state.status = NodeStatus.running
+        answer.append(decision)
+        if decision.approved:
+            self._events.publish(
+                "node_approved", node_id=node_id, status=state.status, message=decision.comment
+            )
+        else:
+            self._events.publish(
+                "node_rejected", node_id=node_id, status=state.status, message=decision.comment
+            )
+        self._wake()
+        return True
 
     def check_waiting(self, decision: ApprovalDecision) -> None:
         state = self._graph.nodes.get(decision.node_id)
@@ -51,6 +122,8 @@ class DagControl:
     def approve(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         graph = self._graph
         node_id = decision.node_id
+        if self._answer_tool(node_id, Decision(approved=True, comment=decision.comment or ""), by):
+            return
         state = self._end_wait(node_id, by)
         graph.approved.add(node_id)
         state.status = NodeStatus.pending
@@ -60,6 +133,8 @@ class DagControl:
 
     def reject(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         node_id = decision.node_id
+        if self._answer_tool(node_id, Decision(approved=False, comment=decision.comment or ""), by):
+            return
         state = self._end_wait(node_id, by)
         state.status = NodeStatus.failed
         state.error = f"rejected: {decision.comment}" if decision.comment else "rejected"
@@ -115,6 +190,8 @@ class DagControl:
             self.approve(ApprovalDecision(node_id=node_id, comment=timed_out), by="timeout")
         elif decision == "reject":
             self.reject(ApprovalDecision(node_id=node_id, comment=timed_out), by="timeout")
+        elif self._answer_tool(node_id, Decision(approved=False, comment=timed_out, fail=True), "timeout"):
+            return
         else:
             state = self._end_wait(node_id, "timeout")
             state.status = NodeStatus.failed

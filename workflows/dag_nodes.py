@@ -7,7 +7,8 @@ Web UI, the CLI and offloaded artifacts name the node they belong to.
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 from contracts.agents import AgentSnapshot
 from contracts.dag import NodeOutput, NodeSpec, NodeState
+from contracts.mcp import MCP_CALL_ACTIVITY, McpCallInput, McpTool, is_mcp_tool
 from contracts.templates import references, resolve, stringify
 from contracts.tools import BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, PREVIEW_CHARS, ToolInfo, ToolResult
 from workflows.agent_runs import run_agent
@@ -25,6 +27,7 @@ from workflows.store_options import STORE_TIMEOUT
 with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
     from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT, TOOL_HEARTBEAT_TIMEOUT
+    from activities.tools.mcp_toolset import ApprovalGate, approvals
 
 LOCAL_FAILURE_BYTES = 8 * 1024
 """What a failed local activity's marker may carry besides its message (a stack trace)."""
@@ -33,9 +36,12 @@ NODE_ACTIVITY_IDS = "node-activity-ids"
 
 
 def tool_info(node: NodeSpec) -> ToolInfo | None:
-    """How a tool node is scheduled; None for an agent node."""
+    """How a tool node is scheduled; None for an agent node. An MCP tool is one `mcp_call_tool`
+    activity (its timeout is its server's: `NodeRunner._execute_mcp`)."""
     if node.tool is None:
         return None
+    if is_mcp_tool(node.tool):
+        return ToolInfo(name=MCP_CALL_ACTIVITY)
     return BUILTIN_TOOLS.get(node.tool) or ToolInfo(name=node.tool)
 
 
@@ -72,6 +78,10 @@ class NodeRunner:
         self._params = params
         self._agents = agents
         self._nodes = nodes
+        self.mcp_tools: dict[str, McpTool] = {}
+        """The MCP tools the run's tool nodes use, pinned when it started."""
+        self.tool_gate: Callable[[str], ApprovalGate] | None = None
+        """Where an agent node's MCP calls that need approval wait (the workflow's control)."""
         self.local_result_bytes = 0
         """Result bytes of every local activity so far: what their markers carry into history."""
 
@@ -98,6 +108,8 @@ class NodeRunner:
             if node.input
             else {}
         )
+        if node.tool is not None and is_mcp_tool(node.tool):
+            return await self._execute_mcp(node, args, key)
         timeout = timedelta(seconds=node.timeout_s or info.timeout_s)
         # Results are decoded here, not by the SDK: a result that does not decode then fails this
         # node (and `on_failure` applies) instead of failing the whole workflow task.
@@ -123,6 +135,30 @@ class NodeRunner:
                 info.name, args, heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT, **options
             )
             result = ToolResult.model_validate(raw)
+        return await self._node_output(node, key, result)
+
+    async def _execute_mcp(self, node: NodeSpec, args: Any, key: str) -> NodeOutput:
+        """One `mcp_call_tool` activity; the activity decides what may be sent twice."""
+        assert node.tool is not None
+        tool = self.mcp_tools[node.tool]
+        raw = await workflow.execute_activity(
+            MCP_CALL_ACTIVITY,
+            McpCallInput(
+                server_id=tool.server_id,
+                tool=tool.tool,
+                name=tool.name,
+                arguments=args if isinstance(args, dict) else {},
+                retry_safe=tool.retry_safe,
+            ),
+            activity_id=key or None,
+            start_to_close_timeout=timedelta(seconds=node.timeout_s or tool.timeout_s),
+            heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
+            retry_policy=retry_policy(node.retry),
+            summary=f"node {node.id}: {tool.name}",
+        )
+        return await self._node_output(node, key, ToolResult.model_validate(raw))
+
+    async def _node_output(self, node: NodeSpec, key: str, result: ToolResult) -> NodeOutput:
         if result.artifact is not None:
             return NodeOutput(artifact=result.artifact, preview=result.preview, usage=result.usage)
         output = await self._keep_small(node.id, key, result.output)
@@ -156,8 +192,10 @@ class NodeRunner:
                 activity_id=f"{key}-agent-{attempt}" if key else None,
                 summary=f"node {node.id}: {snapshot.name} v{snapshot.version}",
             )
+            bounded = asyncio.wait_for(run, node.timeout_s) if node.timeout_s is not None else run
             try:
-                result = await (asyncio.wait_for(run, node.timeout_s) if node.timeout_s is not None else run)
+                with approvals(self.tool_gate(node.id)) if self.tool_gate else nullcontext():
+                    result = await bounded
                 break
             except (FailureError, TimeoutError):
                 if attempt == attempts:

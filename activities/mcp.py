@@ -1,0 +1,192 @@
+"""MCP tool calls as Temporal activities, and the pinning of the MCP tools a run uses.
+
+`mcp_call_tool` makes one call (from a DAG tool node, or from an agent's loop) through this worker
+process's pool of live sessions (`core/mcp_client.py`). Its retries follow the tool's annotations:
+
+- The server could not be started or reached: no request was sent, so the attempt fails with the
+  retryable `McpServerUnavailable` and Temporal tries again (the pool starts the server anew).
+- A read-only or idempotent tool: any failure is retried like other tools.
+- Any other tool: the call is recorded as started before it is sent and with its answer after
+  (`activities.idempotency.once_external`). If it fails once sent (a dropped connection, a server
+  killed mid-call, a timeout), or a retry after a worker crash finds it started and unanswered,
+  the call is not sent again: the node fails with the final `McpOutcomeUnknown` and its
+  `on_failure` decides. A recorded answer is returned to a retry without calling again.
+
+The server answering `isError` is the tool's own failure: final (`McpToolFailed`), its text in
+the message. Progress notifications become heartbeat details (`progress`, `total`, `message`),
+which the Web UI and `temporal workflow describe` show on the pending activity. The connection
+settings (secrets included) are read from the database here and never travel in a payload.
+
+The activities are methods of `McpActivities`, which `worker.py` builds once with its settings
+and pool, so the pool lives as long as the worker and is closed with it.
+"""
+
+import asyncio
+from typing import Any
+
+from mcp_types import CallToolResult, TextContent
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.artifacts import tool_result
+from activities.idempotency import OutcomeUnknown, once_external
+from contracts.mcp import (
+    MCP_CALL_ACTIVITY,
+    MCP_OUTCOME_UNKNOWN,
+    MCP_RESOLVE_ACTIVITY,
+    MCP_SERVER_UNAVAILABLE,
+    MCP_TOOL_FAILED,
+    MCP_TOOL_UNAVAILABLE,
+    McpCallInput,
+    McpTool,
+)
+from contracts.tools import ToolResult
+from core.crypto import CryptoError
+from core.db import session_scope
+from core.mcp_client import McpConnection, McpPool, McpUnavailable, describe_failure
+from core.models.mcp_server import McpServer
+from core.settings import Settings
+from storage import mcp_servers as store
+
+MAX_ERROR_CHARS = 2000
+
+
+def output_of(result: CallToolResult) -> Any:
+    """What a node or a model gets: the structured content when the tool gives one, else its
+    text (one string), else every content block as JSON."""
+    if result.structured_content is not None:
+        return result.structured_content
+    if all(isinstance(block, TextContent) for block in result.content):
+        return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    return [block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content]
+
+
+def _error_text(result: CallToolResult) -> str:
+    text = " ".join(b.text for b in result.content if isinstance(b, TextContent)).strip()
+    return (text or "the tool reported an error")[:MAX_ERROR_CHARS]
+
+
+class _Beat:
+    """Heartbeats carrying the last progress the server reported, every `interval` seconds and
+    at once on each progress notification (so the pending activity shows it)."""
+
+    def __init__(self) -> None:
+        self.details: dict[str, Any] = {}
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        self.details = {"progress": progress, "total": total, "message": (message or "")[:200]}
+        activity.heartbeat(self.details)
+
+    async def run(self) -> None:
+        # The SDK sends the first heartbeat at once and later ones at most every 80 % of the
+        # heartbeat timeout: beating only after a pause lets the first progress go out at once.
+        timeout = activity.info().heartbeat_timeout
+        interval = timeout.total_seconds() / 2 if timeout else 5.0
+        while True:
+            await asyncio.sleep(interval)
+            activity.heartbeat(*([self.details] if self.details else []))
+
+
+class McpActivities:
+    """MCP calls and pinning, over one worker's settings and session pool."""
+
+    def __init__(self, settings: Settings, pool: McpPool) -> None:
+        self._settings = settings
+        self._pool = pool
+
+    async def _connection(self, server_id: int, name: str) -> McpConnection:
+        async with session_scope(self._settings) as session:
+            server = await session.get(McpServer, server_id)
+        if server is None:
+            raise ApplicationError(
+                f"the MCP server of tool {name!r} is no longer registered",
+                type=MCP_TOOL_UNAVAILABLE,
+                non_retryable=True,
+            )
+        try:
+            return store.connection(self._settings, server)
+        except CryptoError as exc:
+            raise ApplicationError(str(exc), type=MCP_SERVER_UNAVAILABLE, non_retryable=True) from None
+
+    @activity.defn(name=MCP_CALL_ACTIVITY)
+    async def call_tool(self, params: McpCallInput) -> ToolResult:
+        """Call one MCP tool: at most once unless it is read-only or idempotent."""
+        beat = _Beat()
+        beating = asyncio.create_task(beat.run()) if not activity.info().is_local else None
+        try:
+            return await self._call(params, beat)
+        finally:
+            if beating is not None:
+                beating.cancel()
+
+    async def _call(self, params: McpCallInput, beat: _Beat) -> ToolResult:
+        connection = await self._connection(params.server_id, params.name)
+        timeout = activity.info().start_to_close_timeout
+        timeout_s = timeout.total_seconds() if timeout else 120.0
+        try:
+            client = await self._pool.client(params.server_id, connection)
+        except McpUnavailable as exc:  # nothing was sent: always safe to try again
+            raise ApplicationError(
+                f"MCP server for {params.name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
+            ) from None
+
+        async def perform() -> Any:
+            result = await self._pool.call(
+                params.server_id,
+                client,
+                params.tool,
+                params.arguments,
+                timeout_s=timeout_s,
+                progress=beat.progress,
+            )
+            if result.is_error:
+                raise ApplicationError(
+                    f"{params.name}: {_error_text(result)}", type=MCP_TOOL_FAILED, non_retryable=True
+                )
+            return output_of(result)
+
+        try:
+            if params.retry_safe:
+                output = await perform()
+            else:
+                output = await once_external(
+                    "mcp_call",
+                    {"tool": params.name, "arguments": params.arguments},
+                    perform,
+                    never_sent=lambda _: False,
+                )
+        except ApplicationError:
+            raise
+        except OutcomeUnknown as exc:
+            raise ApplicationError(
+                f"{params.name}: {exc}", type=MCP_OUTCOME_UNKNOWN, non_retryable=True
+            ) from None
+        except Exception as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            reason = "no answer within the timeout" if timed_out else describe_failure(exc)
+            if params.retry_safe:
+                raise ApplicationError(f"{params.name}: {reason}", type=MCP_SERVER_UNAVAILABLE) from None
+            raise ApplicationError(
+                f"{params.name} may have run but its answer was lost ({reason}); it is not called again",
+                type=MCP_OUTCOME_UNKNOWN,
+                non_retryable=True,
+            ) from None
+        return await tool_result(params.name, output)
+
+    @activity.defn(name=MCP_RESOLVE_ACTIVITY)
+    async def resolve_tools(self, names: list[str]) -> dict[str, McpTool]:
+        """The named MCP tools as their servers list them now, for a run that starts; a tool that
+        is gone fails the run with a readable `McpToolUnavailable` (no retry)."""
+        async with session_scope(self._settings) as session:
+            found, missing = await store.find_tools(session, names)
+        if missing:
+            raise ApplicationError(
+                "; ".join(f"{name}: {why}" for name, why in sorted(missing.items())),
+                type=MCP_TOOL_UNAVAILABLE,
+                non_retryable=True,
+            )
+        return found
+
+    async def close(self) -> None:
+        """Stop every server this worker started."""
+        await self._pool.close()

@@ -1,0 +1,153 @@
+"""MCP tools for agents: a pydantic-ai toolset whose tools are the MCP tools of the pinned agent
+version, each call one `mcp_call_tool` activity scheduled from the agent loop in the workflow.
+
+The tools a run may offer come from the version's snapshot (`AgentSnapshot.mcp_tools`, pinned
+when the run started), handed in through `offering()` around the agent run, so listing them is
+pure workflow code (no activity per step) and replays the same. pydantic-ai's Temporal
+integration cannot temporalize tools that are only known at run time, so this toolset schedules
+its activity itself; its id is part of nothing durable.
+
+A tool that needs a person's approval asks the gate the caller installed (a DagWorkflow node
+waits as an approval node does: REST, CLI, Telegram, deadlines); without a gate (an agent test,
+a goal's planner) the call is refused and the model told why. A person's rejection is told to
+the model too, which can go on without the call; a call whose outcome is unknown fails the run
+(the model must not send it again blindly), and so does a deadline whose `on_timeout` is `fail`.
+Outside a workflow (an agent run inside an activity) no MCP tool is offered.
+"""
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai import ModelRetry, RunContext
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_core import SchemaValidator, core_schema
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from activities.heartbeat import TOOL_HEARTBEAT_TIMEOUT
+from activities.tools.toolset import result_for_model
+from contracts.mcp import MCP_CALL_ACTIVITY, MCP_CALL_REJECTED, MCP_OUTCOME_UNKNOWN, McpCallInput, McpTool
+from contracts.retries import TOOL_RETRY
+from contracts.tools import AgentToolDeps, ToolResult
+
+TOOLSET_ID = "goalflow_mcp"
+MAX_RETRIES = 2
+"""Times the model may be told a call failed (bad input, the tool's own error) and try again."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's (or a deadline's) answer to one call an agent wants to make."""
+
+    approved: bool
+    comment: str = ""
+    fail: bool = False
+    """The deadline's `on_timeout: fail`: the node fails instead of the model being told."""
+
+
+ApprovalGate = Callable[[McpTool, dict[str, Any]], Awaitable[Decision]]
+
+_offered: ContextVar[dict[str, McpTool] | None] = ContextVar("goalflow_mcp_offered", default=None)
+_gate: ContextVar[ApprovalGate | None] = ContextVar("goalflow_mcp_gate", default=None)
+_ANY_ARGS = SchemaValidator(core_schema.dict_schema())
+"""The model's arguments go as they are: the server checks them against its own schema."""
+
+
+@contextmanager
+def offering(tools: list[McpTool]) -> Iterator[None]:
+    """Offer these MCP tools to the agent runs started inside (the pinned version's)."""
+    token = _offered.set({tool.name: tool for tool in tools})
+    try:
+        yield
+    finally:
+        _offered.reset(token)
+
+
+@contextmanager
+def approvals(gate: ApprovalGate) -> Iterator[None]:
+    """Ask `gate` before any call that needs a person's approval, inside this block."""
+    token = _gate.set(gate)
+    try:
+        yield
+    finally:
+        _gate.reset(token)
+
+
+class McpToolset(AbstractToolset[AgentToolDeps | None]):
+    """The offered MCP tools the run's version lists, each call a durable activity."""
+
+    @property
+    def id(self) -> str:
+        return TOOLSET_ID
+
+    async def get_tools(self, ctx: RunContext[AgentToolDeps | None]) -> dict[str, ToolsetTool[Any]]:
+        offered = _offered.get()
+        if not offered or ctx.deps is None or not workflow.in_workflow():
+            return {}
+        return {
+            name: ToolsetTool(
+                toolset=self,
+                tool_def=ToolDefinition(
+                    name=name,
+                    description=tool.description or f"{tool.tool} (MCP server {tool.server})",
+                    parameters_json_schema=tool.input_schema or {"type": "object", "properties": {}},
+                ),
+                max_retries=MAX_RETRIES,
+                args_validator=_ANY_ARGS,
+            )
+            for name, tool in offered.items()
+            if name in ctx.deps.tools
+        }
+
+    async def call_tool(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[AgentToolDeps | None],
+        tool: ToolsetTool[Any],
+    ) -> Any:
+        offered = _offered.get() or {}
+        mcp = offered[name]
+        if mcp.needs_approval:
+            gate = _gate.get()
+            if gate is None:
+                raise ModelRetry(
+                    f"{name} needs a person's approval, which this run cannot ask for: do without it"
+                )
+            decision = await gate(mcp, tool_args)
+            if decision.fail:
+                raise ApplicationError(
+                    f"{name}: {decision.comment or 'not approved'}",
+                    type=MCP_CALL_REJECTED,
+                    non_retryable=True,
+                )
+            if not decision.approved:
+                why = f": {decision.comment}" if decision.comment else ""
+                return f"A person rejected this call to {name}{why}. It was not made; do not try it again."
+        try:
+            result: ToolResult = await workflow.execute_activity(
+                MCP_CALL_ACTIVITY,
+                McpCallInput(
+                    server_id=mcp.server_id,
+                    tool=mcp.tool,
+                    name=name,
+                    arguments=tool_args,
+                    retry_safe=mcp.retry_safe,
+                ),
+                result_type=ToolResult,
+                start_to_close_timeout=timedelta(seconds=mcp.timeout_s),
+                heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
+                retry_policy=TOOL_RETRY,
+                summary=f"call tool: {name}",
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type != MCP_OUTCOME_UNKNOWN:
+                raise ModelRetry(f"{cause.type}: {cause.message}") from None
+            raise  # an unknown outcome (or a timeout) is the node's to decide, not the model's
+        return result_for_model(result)
