@@ -8,6 +8,7 @@ from contracts.planning import CatalogAgent, CatalogTool, PlanningCatalog
 from core.db import session_scope
 from core.models import Agent, Provider
 from core.settings import get_settings
+from storage.mcp_servers import all_tools
 
 DESCRIPTION_CHARS = 300
 
@@ -25,9 +26,14 @@ async def load_planning_catalog() -> PlanningCatalog:
     async with session_scope(get_settings()) as session:
         rows = (await session.exec(select(Agent).where(col(Agent.is_active)).order_by(col(Agent.name)))).all()
         kinds = (await session.exec(select(Provider.id, Provider.kind))).all()
+        mcp = await all_tools(session)
     tools = [
         CatalogTool(name=t.name, description=t.description, input_schema=t.input_schema)
         for t in sorted(describe_tools(), key=lambda t: t.name)
+    ] + [
+        # The registered MCP servers' tools (`<server>__<tool>`): a plan may use them like any tool.
+        CatalogTool(name=t.name, description=t.description[:DESCRIPTION_CHARS], input_schema=t.input_schema)
+        for t in mcp
     ]
     agents = [CatalogAgent(name=a.name, description=_summary(a.system_prompt)) for a in rows]
     return PlanningCatalog(

@@ -94,7 +94,16 @@ class McpActivities:
         self._settings = settings
         self._pool = pool
 
-    async def _connection(self, server_id: int, name: str) -> McpConnection:
+    async def _note(self, server_id: int, error: str | None) -> None:
+        """Record how the last attempt to reach the server went (`/health/ready` shows it)."""
+        async with session_scope(self._settings) as session:
+            server = await session.get(McpServer, server_id)
+            if server is not None and server.last_error != error:
+                server.last_error = error
+                session.add(server)
+                await session.commit()
+
+    async def _connection(self, server_id: int, name: str) -> tuple[McpConnection, str | None]:
         async with session_scope(self._settings) as session:
             server = await session.get(McpServer, server_id)
         if server is None:
@@ -104,7 +113,7 @@ class McpActivities:
                 non_retryable=True,
             )
         try:
-            return store.connection(self._settings, server)
+            return store.connection(self._settings, server), server.last_error
         except CryptoError as exc:
             raise ApplicationError(str(exc), type=MCP_SERVER_UNAVAILABLE, non_retryable=True) from None
 
@@ -120,12 +129,13 @@ class McpActivities:
                 beating.cancel()
 
     async def _call(self, params: McpCallInput, beat: _Beat) -> ToolResult:
-        connection = await self._connection(params.server_id, params.name)
+        connection, last_error = await self._connection(params.server_id, params.name)
         timeout = activity.info().start_to_close_timeout
         timeout_s = timeout.total_seconds() if timeout else 120.0
         try:
             client = await self._pool.client(params.server_id, connection)
         except McpUnavailable as exc:  # nothing was sent: always safe to try again
+            await self._note(params.server_id, f"unreachable: {exc}"[:1000])
             raise ApplicationError(
                 f"MCP server for {params.name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
             ) from None
@@ -171,6 +181,8 @@ class McpActivities:
                 type=MCP_OUTCOME_UNKNOWN,
                 non_retryable=True,
             ) from None
+        if last_error is not None:
+            await self._note(params.server_id, None)
         return await tool_result(params.name, output)
 
     @activity.defn(name=MCP_RESOLVE_ACTIVITY)

@@ -1,8 +1,8 @@
 """Readiness checks, each naming the part it covers.
 
 Required parts (database, Temporal, a worker polling the task queue) decide the answer: one down
-makes the service unavailable (503). Informational parts (providers, schedules, the local model, runs
-held because their workflow task keeps failing)
+makes the service unavailable (503). Informational parts (providers, MCP servers, schedules, the local model,
+runs held because their workflow task keeps failing)
 report honestly but never take the API out of rotation: a provider whose key was revoked or a
 schedule that went missing is for an operator to see, not a reason to stop serving everything
 else; they mark the service "degraded".
@@ -19,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import local_model
 from core.db import session_scope
-from core.models import ConnectionStatus, Dag, Goal, GoalStatus, Provider
+from core.models import ConnectionStatus, Dag, Goal, GoalStatus, McpServer, Provider
 from core.settings import Settings
 from services.dags import schedule_id as dag_schedule_id
 from services.held_runs import held_runs
@@ -69,6 +69,29 @@ async def _providers(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": not failed, "active": len(listed), "providers": listed}
     if failed:
         report["error"] = f"last validation failed for: {', '.join(failed)}"
+    return report
+
+
+async def _mcp_servers(settings: Settings) -> dict[str, Any]:
+    """Each registered MCP server as its last check or call left it (listing, refresh, a worker's
+    attempt to reach it); not ok when one could not be reached. Nothing is started here."""
+    async with session_scope(settings) as session:
+        rows = (await session.exec(select(McpServer).order_by(col(McpServer.id)))).all()
+    listed = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "transport": s.transport,
+            "reachable": s.last_error is None,
+            "tools": len(s.tools),
+            "last_error": (s.last_error or "")[:200] or None,
+        }
+        for s in rows
+    ]
+    failed = [s.name for s in rows if s.last_error is not None]
+    report: dict[str, Any] = {"ok": not failed, "registered": len(listed), "servers": listed}
+    if failed:
+        report["error"] = f"last attempt failed for: {', '.join(failed)}"
     return report
 
 
@@ -138,6 +161,7 @@ async def readiness(settings: Settings, temporal: TemporalClient) -> dict[str, A
         asyncio.gather(
             _guard("database", _database(settings)),
             _guard("providers", _providers(settings)),
+            _guard("mcp_servers", _mcp_servers(settings)),
             _guard("local_model", _local_model(settings)),
         ),
     )

@@ -67,6 +67,7 @@ async def test_ready_is_200_with_every_part_ok(own_database: Settings, worker: N
         "temporal",
         "worker",
         "providers",
+        "mcp_servers",
         "schedules",
         "local_model",
         "held_runs",

@@ -26,6 +26,7 @@ from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
 from tests.api.test_mcp_servers import register, server_name, time_server
 from tests.fakes.mcp_server import NotesServer, url
 from tests.fakes.mcp_server import start as serve_notes
+from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 from tests.workflows.replay import HISTORIES, load, record, replay_all, replayer
@@ -198,6 +199,32 @@ async def test_a_read_only_call_is_retried_and_a_killed_stdio_server_is_started_
         p for p in psutil.Process().children(recursive=True) if "mcp_server_time" in " ".join(p.cmdline())
     ]
     assert again and {p.pid for p in again}.isdisjoint({p.pid for p in servers})
+
+
+async def test_an_http_server_restart_is_healed_and_health_reports_it_meanwhile(
+    api: httpx.AsyncClient,
+) -> None:
+    fake = NotesServer()
+    server = serve_notes(fake)
+    name = await notes_server(api, fake)
+    dag = await make_dag(api, {"on_failure": "fail", "nodes": [node("look", f"{name}__lookup", word="w")]})
+    assert (await wait_closed(api, await start(api, dag["id"])))["status"] == "succeeded"
+    await asyncio.to_thread(stop_notes, fake, server)
+    down = await wait_closed(api, await start(api, dag["id"]))
+    assert down["status"] == "failed" and "McpServerUnavailable" in down["nodes"][0]["error"], down
+    ready = (await api.get("/health/ready")).json()
+    mine = next(s for s in ready["checks"]["mcp_servers"]["servers"] if s["name"] == name)
+    assert mine["reachable"] is False and mine["last_error"] and mine["tools"] >= 4
+    assert "mcp_servers" in ready["degraded"]
+    server = serve_notes(fake, port=fake.port)  # the server comes back where it was
+    try:
+        back = await wait_closed(api, await start(api, dag["id"]))
+        assert back["status"] == "succeeded", back
+        ready = (await api.get("/health/ready")).json()
+        mine = next(s for s in ready["checks"]["mcp_servers"]["servers"] if s["name"] == name)
+        assert mine["reachable"] is True and mine["last_error"] is None
+    finally:
+        server.should_exit = True
 
 
 async def test_progress_reaches_the_heartbeat(

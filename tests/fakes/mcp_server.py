@@ -33,6 +33,8 @@ class NotesServer:
         self.seen_headers: list[dict[str, str]] = []
         self.required_header = required_header
         self.port = 0
+        self.thread: threading.Thread | None = None
+        """The thread serving it (joined by `stop`)."""
         self.release = threading.Event()
         """Set to let a `count_to` in flight finish early (tests that kill a worker mid-call)."""
 
@@ -102,17 +104,28 @@ class NotesServer:
         return guarded
 
 
-def start(fake: NotesServer) -> uvicorn.Server:
-    """Serve the fake on a free loopback port in a background thread (its URL: /mcp)."""
+def start(fake: NotesServer, *, port: int = 0) -> uvicorn.Server:
+    """Serve the fake on a loopback port (a free one by default) in a background thread (its
+    URL: /mcp); `port` serves it again where it was (a restarted server)."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     fake.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="on"))
+    config = uvicorn.Config(fake.app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    fake.thread = thread
     thread.start()
     while not server.started:
         time.sleep(0.01)
     return server
+
+
+def stop(fake: NotesServer, server: uvicorn.Server) -> None:
+    """Stop serving (open connections are dropped within a second) and wait until it is down."""
+    server.should_exit = True
+    if fake.thread is not None:
+        fake.thread.join(10)
 
 
 def url(fake: NotesServer) -> str:
