@@ -13,7 +13,7 @@ from contracts.providers import ProviderCheck
 from contracts.workflow_names import VALIDATE_PROVIDER_ACTIVITY
 from core.crypto import check_keys, encrypt, rotate
 from core.errors import Conflict, Invalid, NotFound, Upstream
-from core.models import Agent, ConnectionStatus, Provider, ProviderCreate, ProviderUpdate
+from core.models import Agent, ConnectionStatus, McpServer, Provider, ProviderCreate, ProviderUpdate
 from core.models.provider import check_base_url
 from core.settings import Settings
 from services.ids import short_id
@@ -136,12 +136,18 @@ async def validate_connection(
 
 
 async def rotate_keys(session: AsyncSession, settings: Settings) -> int:
-    """Re-encrypt every stored key with the newest ENCRYPTION_KEYS entry; returns how many."""
+    """Re-encrypt every stored secret (provider keys, MCP servers' env and headers) with the newest
+    ENCRYPTION_KEYS entry; returns how many provider keys."""
     check_keys(settings)  # refuse unusable keys even when there is nothing to rotate
     rows = (await session.exec(select(Provider).where(col(Provider.encrypted_api_key).is_not(None)))).all()
     for provider in rows:
         assert provider.encrypted_api_key is not None
         provider.encrypted_api_key = rotate(settings, provider.encrypted_api_key)
         session.add(provider)
+    for server in (await session.exec(select(McpServer))).all():  # MCP servers' env and headers
+        for attribute in ("encrypted_env", "encrypted_headers"):
+            if (token := getattr(server, attribute)) is not None:
+                setattr(server, attribute, rotate(settings, token))
+        session.add(server)
     await session.commit()
     return len(rows)

@@ -9,14 +9,25 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlmodel import select
 
+from core.crypto import new_key
 from core.db import session_scope
 from core.models import McpServer
 from core.settings import Settings
+from services.providers import rotate_keys
+from storage.mcp_servers import connection
 from tests.fakes.mcp_server import NotesServer, start, url
 
 SERVERS = "/api/v1/mcp-servers"
+
+
+def keys(settings: Settings) -> str:
+    assert settings.encryption_keys is not None
+    return settings.encryption_keys.get_secret_value()
+
+
 TOKEN = "X-Notes-Token"
 
 
@@ -76,6 +87,17 @@ async def test_stdio_server_registers_with_its_tools_and_secrets_stay_hidden(
     async with session_scope(settings) as session:
         row = (await session.exec(select(McpServer).where(McpServer.name == name))).one()
     assert row.encrypted_env is not None and secret not in row.encrypted_env
+    # `make rotate-keys` re-encrypts them with the newest key, and they still open.
+    fresh = new_key()
+    newer = settings.model_copy(update={"encryption_keys": SecretStr(f"{fresh},{keys(settings)}")})
+    async with session_scope(newer) as session:
+        await rotate_keys(session, newer)
+        rotated = (await session.exec(select(McpServer).where(McpServer.name == name))).one()
+    assert rotated.encrypted_env != row.encrypted_env
+    assert connection(newer, rotated).env == {"TIME_TOKEN": secret}
+    async with session_scope(settings) as session:  # back under the session's key alone
+        back = SecretStr(f"{keys(settings)},{fresh}")
+        await rotate_keys(session, settings.model_copy(update={"encryption_keys": back}))
 
 
 async def test_git_server_marks_destructive_tools_for_approval(api: httpx.AsyncClient) -> None:
