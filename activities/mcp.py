@@ -24,7 +24,16 @@ and pool, so the pool lives as long as the worker and is closed with it.
 import asyncio
 from typing import Any
 
-from mcp_types import CallToolResult, TextContent
+from mcp_types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitResult,
+    InputRequiredResult,
+    InputResponses,
+    ListRootsRequest,
+    ListRootsResult,
+    TextContent,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -32,15 +41,18 @@ from activities.artifacts import tool_result
 from activities.idempotency import OutcomeUnknown, once_external
 from contracts.mcp import (
     MCP_CALL_ACTIVITY,
+    MCP_INPUT_REFUSED,
     MCP_OUTCOME_UNKNOWN,
     MCP_RESOLVE_ACTIVITY,
     MCP_SERVER_UNAVAILABLE,
     MCP_TOOL_FAILED,
     MCP_TOOL_UNAVAILABLE,
     McpCallInput,
+    McpCallOutcome,
+    McpInputRequired,
+    McpQuestion,
     McpTool,
 )
-from contracts.tools import ToolResult
 from core.crypto import CryptoError
 from core.db import session_scope
 from core.mcp_client import McpConnection, McpPool, McpUnavailable, describe_failure
@@ -64,6 +76,48 @@ def output_of(result: CallToolResult) -> Any:
 def _error_text(result: CallToolResult) -> str:
     text = " ".join(b.text for b in result.content if isinstance(b, TextContent)).strip()
     return (text or "the tool reported an error")[:MAX_ERROR_CHARS]
+
+
+def _responses(answers: dict[str, dict[str, Any]] | None) -> InputResponses | None:
+    """The answers a workflow collected, as the SDK sends them (elicitation or roots results)."""
+    if answers is None:
+        return None
+    parsed: InputResponses = {}
+    for key, answer in answers.items():
+        parsed[key] = (
+            ListRootsResult.model_validate(answer)
+            if "roots" in answer
+            else ElicitResult.model_validate(answer)
+        )
+    return parsed
+
+
+def _input_required(name: str, result: InputRequiredResult) -> McpInputRequired:
+    """What the server needs before it can finish: questions for a person, roots (none are
+    offered); a request to sample goalflow's model is refused, final."""
+    needed = McpInputRequired(request_state=result.request_state)
+    for key, request in (result.input_requests or {}).items():
+        if isinstance(request, ElicitRequest):
+            params = request.params
+            schema = getattr(params, "requested_schema", None)
+            needed.questions.append(
+                McpQuestion(
+                    key=key,
+                    message=params.message[:2000],
+                    requested_schema=schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    if schema is not None and hasattr(schema, "model_dump")
+                    else dict(schema or {}),
+                )
+            )
+        elif isinstance(request, ListRootsRequest):
+            needed.roots.append(key)
+        else:
+            raise ApplicationError(
+                f"{name}: the server asked to sample a model, which goalflow does not offer",
+                type=MCP_INPUT_REFUSED,
+                non_retryable=True,
+            )
+    return needed
 
 
 class _Beat:
@@ -118,8 +172,9 @@ class McpActivities:
             raise ApplicationError(str(exc), type=MCP_SERVER_UNAVAILABLE, non_retryable=True) from None
 
     @activity.defn(name=MCP_CALL_ACTIVITY)
-    async def call_tool(self, params: McpCallInput) -> ToolResult:
-        """Call one MCP tool: at most once unless it is read-only or idempotent."""
+    async def call_tool(self, params: McpCallInput) -> McpCallOutcome:
+        """Call one MCP tool: at most once unless it is read-only or idempotent. Its result, or
+        the questions the server asks first (answered by the workflow, then called again)."""
         beat = _Beat()
         beating = asyncio.create_task(beat.run()) if not activity.info().is_local else None
         try:
@@ -128,7 +183,7 @@ class McpActivities:
             if beating is not None:
                 beating.cancel()
 
-    async def _call(self, params: McpCallInput, beat: _Beat) -> ToolResult:
+    async def _call(self, params: McpCallInput, beat: _Beat) -> McpCallOutcome:
         connection, last_error = await self._connection(params.server_id, params.name)
         timeout = activity.info().start_to_close_timeout
         timeout_s = timeout.total_seconds() if timeout else 120.0
@@ -148,12 +203,16 @@ class McpActivities:
                 params.arguments,
                 timeout_s=timeout_s,
                 progress=beat.progress,
+                input_responses=_responses(params.input_responses),
+                request_state=params.request_state,
             )
+            if isinstance(result, InputRequiredResult):
+                return {"input_required": _input_required(params.name, result).model_dump(mode="json")}
             if result.is_error:
                 raise ApplicationError(
                     f"{params.name}: {_error_text(result)}", type=MCP_TOOL_FAILED, non_retryable=True
                 )
-            return output_of(result)
+            return {"output": output_of(result)}
 
         try:
             if params.retry_safe:
@@ -183,7 +242,9 @@ class McpActivities:
             ) from None
         if last_error is not None:
             await self._note(params.server_id, None)
-        return await tool_result(params.name, output)
+        if "input_required" in output:
+            return McpCallOutcome(input_required=McpInputRequired.model_validate(output["input_required"]))
+        return McpCallOutcome(result=await tool_result(params.name, output["output"]))
 
     @activity.defn(name=MCP_RESOLVE_ACTIVITY)
     async def resolve_tools(self, names: list[str]) -> dict[str, McpTool]:

@@ -188,6 +188,9 @@ class NodeState(BaseModel):
     """While the node waits for approval: when its `approval_timeout_s` runs out."""
     decided_by: Literal["person", "timeout"] | None = Field(default=None, exclude_if=_is_none)
     """Who decided the node's approval: a person (REST, Telegram, CLI) or its deadline."""
+    question: dict[str, Any] | None = Field(default=None, exclude_if=_is_none)
+    """While an MCP tool asks a person something (`message`, `requested_schema`): answered by
+    `POST /dag-executions/{id}/answer` (approve accepts with no fields, reject declines)."""
 
     def node_output(self) -> NodeOutput:
         """What a later execution needs to reuse this node instead of running it again."""
@@ -227,6 +230,15 @@ class DagResult(BaseModel):
 class ApprovalDecision(BaseModel):
     node_id: str = Field(min_length=1, max_length=64)
     comment: str = Field(default="", max_length=2000)
+
+
+class InputAnswer(BaseModel):
+    """A person's answer to an MCP tool's question (MCP elicitation): `accept` with the fields
+    its form asked for, `decline`, or `cancel`."""
+
+    node_id: str = Field(min_length=1, max_length=64)
+    action: Literal["accept", "decline", "cancel"] = "accept"
+    content: dict[str, str | int | float | bool | list[str] | None] = Field(default_factory=dict)
 
 
 class ResumeRequest(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from contracts import errors
+from contracts.tools import ToolResult
 
 MCP_SEPARATOR = "__"
 SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}[a-z0-9]$|^[a-z]$"
@@ -41,6 +42,10 @@ MCP_TOOL_FAILED = "McpToolFailed"
 MCP_OUTCOME_UNKNOWN = "McpOutcomeUnknown"
 """A call to a tool that is neither read-only nor idempotent may have reached the server and its
 answer was lost; it is not sent again, the node's `on_failure` decides."""
+MCP_INPUT_REFUSED = "McpInputRefused"
+"""The server asked for something goalflow does not give it: its LLM (sampling), or a person's
+answer where the run cannot ask one (an agent test, a planner), or too many rounds of questions."""
+MAX_INPUT_ROUNDS = 10
 MCP_CALL_REJECTED = "McpCallRejected"
 """A person (or an approval deadline) refused a call an agent wanted to make."""
 
@@ -110,9 +115,37 @@ def needs_approval(approval: Approval, annotations: McpToolAnnotations) -> bool:
     return not annotations.read_only_hint and annotations.destructive_hint
 
 
+class McpQuestion(BaseModel):
+    """A server's elicitation: what it asks a person, and the form of the answer (a flat JSON
+    schema of strings, numbers, booleans and enums)."""
+
+    key: str
+    """The server's key for the request (the answer goes back under it)."""
+    message: str
+    requested_schema: dict[str, Any] = {}
+
+
+class McpInputRequired(BaseModel):
+    """A call the server cannot finish without more input (MCP 2026-07-28 `input_required`): the
+    questions for a person, roots requests (answered with none), and the state to send back."""
+
+    questions: list[McpQuestion] = []
+    roots: list[str] = []
+    request_state: str | None = None
+
+
+class McpCallOutcome(BaseModel):
+    """The `mcp_call_tool` activity's result: the tool's result, or what it needs first."""
+
+    result: ToolResult | None = None
+    input_required: McpInputRequired | None = None
+
+
 class McpCallInput(BaseModel):
     """The `mcp_call_tool` activity's input: which tool, with what arguments. The server is
-    addressed by id; its command, URL, environment and headers are read inside the activity."""
+    addressed by id; its command, URL, environment and headers are read inside the activity.
+    A call the server asked more input for is made again with the answers (`input_responses`,
+    keyed as it asked) and the state it gave (`request_state`)."""
 
     server_id: int
     tool: str
@@ -122,3 +155,5 @@ class McpCallInput(BaseModel):
     arguments: dict[str, Any] = {}
     retry_safe: bool = False
     """Read-only or idempotent: a lost answer is asked again; otherwise at most once."""
+    input_responses: dict[str, dict[str, Any]] | None = None
+    request_state: str | None = None

@@ -29,7 +29,16 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, Tool
+from mcp_types import (
+    CallToolResult,
+    CreateMessageRequestParams,
+    ElicitRequestParams,
+    ElicitResult,
+    ErrorData,
+    InputRequiredResult,
+    InputResponses,
+    Tool,
+)
 from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
 log = logging.getLogger("goalflow.mcp")
@@ -64,7 +73,26 @@ class McpConnection:
         return self.url or (self.command or "?")
 
 
+async def _no_mid_call_elicitation(_context: Any, params: ElicitRequestParams) -> ElicitResult:
+    """A server on an older protocol asking a person mid-call, on the connection: that cannot wait
+    durably (the question would die with the worker), so it is declined, and logged."""
+    log.warning("an MCP server asked mid-call (older protocol): declined: %s", params.message[:200])
+    return ElicitResult(action="decline")
+
+
+async def _no_sampling(_context: Any, _params: CreateMessageRequestParams) -> ErrorData:
+    """goalflow does not lend its models to MCP servers: refused, never silently."""
+    log.warning("an MCP server asked to sample a model: refused")
+    return ErrorData(code=-32601, message="goalflow does not offer sampling to MCP servers")
+
+
 def _client(connection: McpConnection) -> Client:
+    # The callbacks declare the elicitation capability (servers on MCP 2026-07-28 then ask in
+    # `input_required` results, which a workflow answers durably) and answer older servers.
+    callbacks: dict[str, Any] = {
+        "elicitation_callback": _no_mid_call_elicitation,
+        "sampling_callback": _no_sampling,
+    }
     if connection.transport == "stdio":
         assert connection.command is not None
         params = StdioServerParameters(
@@ -73,10 +101,15 @@ def _client(connection: McpConnection) -> Client:
             env=connection.env or None,
             cwd=connection.cwd,
         )
-        return Client(params, raise_exceptions=True, cache=None)
+        return Client(params, raise_exceptions=True, cache=None, **callbacks)
     assert connection.url is not None
     http: httpx2.AsyncClient = create_mcp_http_client(headers=connection.headers or None)
-    return Client(streamable_http_client(connection.url, http_client=http), raise_exceptions=True, cache=None)
+    return Client(
+        streamable_http_client(connection.url, http_client=http),
+        raise_exceptions=True,
+        cache=None,
+        **callbacks,
+    )
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -196,13 +229,27 @@ class McpPool:
         *,
         timeout_s: float,
         progress: ProgressFnT | None = None,
-    ) -> CallToolResult:
-        """Call a tool on a client from `client()`. A call that hangs past `timeout_s` or breaks
-        the connection closes the session, so the next call starts the server again."""
+        input_responses: InputResponses | None = None,
+        request_state: str | None = None,
+    ) -> CallToolResult | InputRequiredResult:
+        """Call a tool on a client from `client()`: its result, or the input the server needs
+        first (MCP 2026-07-28; the caller answers and calls again with `input_responses` and
+        `request_state`). A call that hangs past `timeout_s` or breaks the connection closes
+        the session, so the next call starts the server again."""
         session = self._sessions.get(server_id)
         try:
             with anyio.fail_after(timeout_s):
-                return await client.call_tool(tool, arguments, progress_callback=progress)
+                result = await client.session.call_tool(
+                    tool,
+                    arguments,
+                    progress_callback=progress,
+                    input_responses=input_responses,
+                    request_state=request_state,
+                    allow_input_required=True,
+                )
+            if isinstance(result, CallToolResult | InputRequiredResult):
+                return result
+            raise McpUnavailable(f"unexpected answer to tools/call: {type(result).__name__}")
         except BaseException as exc:
             if session is not None and not _answered_error(exc):
                 await self.discard(server_id, session)

@@ -30,6 +30,7 @@ from contracts.dag import (
     BudgetRaise,
     DagStatus,
     ExecutionStatus,
+    InputAnswer,
     NodeOutput,
     RunDagInput,
 )
@@ -37,6 +38,7 @@ from contracts.dag_executions import ExecutionDetail, Started
 from contracts.search import RUN_KIND_DAG, search_attributes
 from contracts.usage import TokenUsage
 from contracts.workflow_names import (
+    DAG_ANSWER_UPDATE,
     DAG_APPROVE_UPDATE,
     DAG_RAISE_BUDGET_SIGNAL,
     DAG_RAISE_BUDGET_UPDATE,
@@ -281,6 +283,11 @@ async def decide(
     update = DAG_APPROVE_UPDATE if approve else DAG_REJECT_UPDATE
     doing = "approve" if approve else "reject"
     return await update_then_status(client, execution_id, update, decision, doing=doing)
+
+
+async def answer(client: Client, execution_id: str, answer: InputAnswer) -> DagStatus:
+    """Answer a node's MCP tool's question (a validated update: the node must be asking one)."""
+    return await update_then_status(client, execution_id, DAG_ANSWER_UPDATE, answer, doing="answer")
 
 
 async def raise_budget(client: Client, execution_id: str, request: BudgetRaise) -> DagStatus:

@@ -44,6 +44,7 @@ from contracts.dag import (
     DagStatus,
     ExecutionStatus,
     FinalStateInput,
+    InputAnswer,
     NodeStatus,
     ResumeRequest,
     RunDagInput,
@@ -51,6 +52,7 @@ from contracts.dag import (
 from contracts.mcp import MCP_RESOLVE_ACTIVITY, McpTool, is_mcp_tool
 from contracts.search import DAG_STATUS, RUN_KIND_DAG
 from contracts.workflow_names import (
+    DAG_ANSWER_UPDATE,
     DAG_APPROVE_SIGNAL,
     DAG_APPROVE_UPDATE,
     DAG_RAISE_BUDGET_SIGNAL,
@@ -387,6 +389,15 @@ class DagWorkflow:
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
         self._control.check_waiting(decision)
+
+    @workflow.update(name=DAG_ANSWER_UPDATE)
+    def answer(self, answer: InputAnswer) -> None:
+        """Answer the question an MCP tool of a node asks a person (MCP elicitation)."""
+        self._control.answer(answer)
+
+    @answer.validator
+    def _validate_answer(self, answer: InputAnswer) -> None:
+        self._control.check_question(answer)
 
     @workflow.update(name=DAG_REJECT_UPDATE)
     def reject(self, decision: ApprovalDecision) -> None:

@@ -18,14 +18,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from contracts import errors
-from contracts.dag import ApprovalDecision, BudgetRaise, NodeState, NodeStatus, ResumeRequest
-from contracts.mcp import McpTool
+from contracts.dag import ApprovalDecision, BudgetRaise, InputAnswer, NodeState, NodeStatus, ResumeRequest
+from contracts.mcp import McpQuestion, McpTool
 from contracts.tools import PREVIEW_CHARS
 from workflows.dag_events import DagEvents
 from workflows.dag_graph import DagGraph
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tools.mcp_toolset import ApprovalGate, Decision
+    from activities.tools.mcp_toolset import Decision, McpGate
 
 MIN_TIMER_S = 0.001
 """A deadline already past when its timer is armed (carried over continue-as-new) fires at once."""
@@ -45,23 +45,36 @@ class DagControl:
 
     # ---------------------------------------------------------------- tool calls inside agents
 
-    def tool_gate(self, node_id: str) -> ApprovalGate:
-        """The gate an agent node's MCP calls that need approval go through."""
-
-        async def ask(tool: McpTool, arguments: dict[str, Any]) -> Decision:
-            return await self.ask_tool(node_id, tool, arguments)
-
-        return ask
+    def tool_gate(self, node_id: str) -> McpGate:
+        """Where a node's MCP calls wait for a person: an agent's call that needs approval, a
+        tool's question (MCP elicitation)."""
+        return _NodeGate(self, node_id)
 
     async def ask_tool(self, node_id: str, tool: McpTool, arguments: dict[str, Any]) -> Decision:
         """Hold the agent's call until a person (or the deadline) decides; one call at a time."""
+        call = f"{tool.name}({json.dumps(arguments, ensure_ascii=False, default=str)})"
+        return await self._wait_for_person(node_id, f"tool call {call}")
+
+    async def ask_question(self, node_id: str, tool: McpTool, question: McpQuestion) -> Decision:
+        """Put a tool's question to a person and wait for the answer (`answer`, or approve to
+        accept with no fields, reject to decline; a deadline decides by `on_timeout`)."""
+        asked = {
+            "tool": tool.name,
+            "message": question.message,
+            "requested_schema": question.requested_schema,
+        }
+        return await self._wait_for_person(node_id, f"question from {tool.name}: {question.message}", asked)
+
+    async def _wait_for_person(
+        self, node_id: str, reason: str, question: dict[str, Any] | None = None
+    ) -> Decision:
         lock = self._tool_locks.setdefault(node_id, asyncio.Lock())
         async with lock:
             graph = self._graph
             state = graph.nodes[node_id]
-            call = f"{tool.name}({json.dumps(arguments, ensure_ascii=False, default=str)})"
             state.status = NodeStatus.waiting_approval
-            state.waiting_reason = f"tool call {call}"[:PREVIEW_CHARS]
+            state.waiting_reason = reason[:PREVIEW_CHARS]
+            state.question = question
             state.decided_by = None
             answer: list[Decision] = []
             self._tool_waits[node_id] = answer
@@ -81,6 +94,25 @@ class DagControl:
                 self._tool_waits.pop(node_id, None)
             return answer[0]
 
+    def check_question(self, answer: InputAnswer) -> None:
+        """An answer needs a node whose tool asked a question and waits for it."""
+        self.check_waiting(ApprovalDecision(node_id=answer.node_id))
+        if self._graph.nodes[answer.node_id].question is None:
+            raise ApplicationError(
+                f"node {answer.node_id!r} waits for approval, not for an answer: approve or reject it",
+                type=errors.NODE_NOT_WAITING,
+            )
+
+    def answer(self, answer: InputAnswer) -> None:
+        """A person's answer to a tool's question."""
+        decision = Decision(
+            approved=answer.action == "accept",
+            action=answer.action,
+            content=dict(answer.content),
+            comment=answer.action,
+        )
+        self._answer_tool(answer.node_id, decision, "person")
+
     def _answer_tool(self, node_id: str, decision: Decision, by: Literal["person", "timeout"]) -> bool:
         """Answer a pending tool call of an agent node; False when the node has none."""
         answer = self._tool_waits.get(node_id)
@@ -88,6 +120,7 @@ class DagControl:
             return False
         state = self._end_wait(node_id, by)
         state.status = NodeStatus.running
+        state.question = None
         answer.append(decision)
         if decision.approved:
             self._events.publish(
@@ -122,7 +155,9 @@ class DagControl:
     def approve(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         graph = self._graph
         node_id = decision.node_id
-        if self._answer_tool(node_id, Decision(approved=True, comment=decision.comment or ""), by):
+        if self._answer_tool(
+            node_id, Decision(approved=True, comment=decision.comment or "", content={}), by
+        ):
             return
         state = self._end_wait(node_id, by)
         graph.approved.add(node_id)
@@ -133,7 +168,8 @@ class DagControl:
 
     def reject(self, decision: ApprovalDecision, *, by: Literal["person", "timeout"] = "person") -> None:
         node_id = decision.node_id
-        if self._answer_tool(node_id, Decision(approved=False, comment=decision.comment or ""), by):
+        declined = Decision(approved=False, comment=decision.comment or "", action="decline")
+        if self._answer_tool(node_id, declined, by):
             return
         state = self._end_wait(node_id, by)
         state.status = NodeStatus.failed
@@ -261,3 +297,17 @@ class DagControl:
             graph.ready.appendleft(node_id)
         self._wake()
         return not graph.awaiting_resume
+
+
+class _NodeGate:
+    """One node's `McpGate` over the workflow's control."""
+
+    def __init__(self, control: DagControl, node_id: str) -> None:
+        self._control = control
+        self._node_id = node_id
+
+    async def approve(self, tool: McpTool, arguments: dict[str, Any]) -> Decision:
+        return await self._control.ask_tool(self._node_id, tool, arguments)
+
+    async def ask(self, tool: McpTool, question: McpQuestion) -> Decision:
+        return await self._control.ask_question(self._node_id, tool, question)

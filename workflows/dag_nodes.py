@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 from contracts.agents import AgentSnapshot
 from contracts.dag import NodeOutput, NodeSpec, NodeState
-from contracts.mcp import MCP_CALL_ACTIVITY, McpCallInput, McpTool, is_mcp_tool
+from contracts.mcp import MCP_CALL_ACTIVITY, McpTool, is_mcp_tool
 from contracts.templates import references, resolve, stringify
 from contracts.tools import BUILTIN_TOOLS, OUTPUT_INLINE_LIMIT, PREVIEW_CHARS, ToolInfo, ToolResult
 from workflows.agent_runs import run_agent
@@ -27,7 +27,7 @@ from workflows.store_options import STORE_TIMEOUT
 with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
     from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT, TOOL_HEARTBEAT_TIMEOUT
-    from activities.tools.mcp_toolset import ApprovalGate, approvals
+    from activities.tools.mcp_toolset import McpGate, approvals, call_durably
 
 LOCAL_FAILURE_BYTES = 8 * 1024
 """What a failed local activity's marker may carry besides its message (a stack trace)."""
@@ -80,7 +80,7 @@ class NodeRunner:
         self._nodes = nodes
         self.mcp_tools: dict[str, McpTool] = {}
         """The MCP tools the run's tool nodes use, pinned when it started."""
-        self.tool_gate: Callable[[str], ApprovalGate] | None = None
+        self.tool_gate: Callable[[str], McpGate] | None = None
         """Where an agent node's MCP calls that need approval wait (the workflow's control)."""
         self.local_result_bytes = 0
         """Result bytes of every local activity so far: what their markers carry into history."""
@@ -141,22 +141,16 @@ class NodeRunner:
         """One `mcp_call_tool` activity; the activity decides what may be sent twice."""
         assert node.tool is not None
         tool = self.mcp_tools[node.tool]
-        raw = await workflow.execute_activity(
-            MCP_CALL_ACTIVITY,
-            McpCallInput(
-                server_id=tool.server_id,
-                tool=tool.tool,
-                name=tool.name,
-                arguments=args if isinstance(args, dict) else {},
-                retry_safe=tool.retry_safe,
-            ),
+        result = await call_durably(
+            tool,
+            args if isinstance(args, dict) else {},
+            gate=self.tool_gate(node.id) if self.tool_gate else None,
             activity_id=key or None,
-            start_to_close_timeout=timedelta(seconds=node.timeout_s or tool.timeout_s),
-            heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
+            call_timeout=timedelta(seconds=node.timeout_s or tool.timeout_s),
             retry_policy=retry_policy(node.retry),
             summary=f"node {node.id}: {tool.name}",
         )
-        return await self._node_output(node, key, ToolResult.model_validate(raw))
+        return await self._node_output(node, key, result)
 
     async def _node_output(self, node: NodeSpec, key: str, result: ToolResult) -> NodeOutput:
         if result.artifact is not None:

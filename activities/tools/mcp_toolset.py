@@ -15,23 +15,35 @@ the model too, which can go on without the call; a call whose outcome is unknown
 Outside a workflow (an agent run inside an activity) no MCP tool is offered.
 """
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_ai import ModelRetry, RunContext
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.heartbeat import TOOL_HEARTBEAT_TIMEOUT
 from activities.tools.toolset import result_for_model
-from contracts.mcp import MCP_CALL_ACTIVITY, MCP_CALL_REJECTED, MCP_OUTCOME_UNKNOWN, McpCallInput, McpTool
+from contracts.mcp import (
+    MAX_INPUT_ROUNDS,
+    MCP_CALL_ACTIVITY,
+    MCP_CALL_REJECTED,
+    MCP_INPUT_REFUSED,
+    MCP_OUTCOME_UNKNOWN,
+    MCP_TOOL_FAILED,
+    McpCallInput,
+    McpCallOutcome,
+    McpQuestion,
+    McpTool,
+)
 from contracts.retries import TOOL_RETRY
 from contracts.tools import AgentToolDeps, ToolResult
 
@@ -42,18 +54,94 @@ MAX_RETRIES = 2
 
 @dataclass(frozen=True)
 class Decision:
-    """A person's (or a deadline's) answer to one call an agent wants to make."""
+    """A person's (or a deadline's) answer to one call an agent wants to make, or to a question
+    a tool asked (`action` and `content`, MCP elicitation)."""
 
     approved: bool
     comment: str = ""
     fail: bool = False
     """The deadline's `on_timeout: fail`: the node fails instead of the model being told."""
+    action: str = "accept"
+    content: dict[str, Any] | None = None
 
 
-ApprovalGate = Callable[[McpTool, dict[str, Any]], Awaitable[Decision]]
+class McpGate(Protocol):
+    """Where a node's MCP calls wait for a person: approval of a call, answers to a question."""
+
+    async def approve(self, tool: McpTool, arguments: dict[str, Any]) -> Decision: ...
+
+    async def ask(self, tool: McpTool, question: McpQuestion) -> Decision: ...
+
+
+async def call_durably(
+    mcp: McpTool,
+    arguments: dict[str, Any],
+    *,
+    gate: McpGate | None,
+    activity_id: str | None = None,
+    call_timeout: timedelta,
+    retry_policy: RetryPolicy,
+    summary: str,
+) -> ToolResult:
+    """Call an MCP tool from workflow code: one `mcp_call_tool` activity, and, while the server
+    asks for more input first (MCP 2026-07-28 `input_required`), its questions put to a person
+    through `gate` (a durable wait like an approval) and the call made again with the answers."""
+    responses: dict[str, dict[str, Any]] | None = None
+    state: str | None = None
+    for round_ in range(MAX_INPUT_ROUNDS):
+        outcome: McpCallOutcome = await workflow.execute_activity(
+            MCP_CALL_ACTIVITY,
+            McpCallInput(
+                server_id=mcp.server_id,
+                tool=mcp.tool,
+                name=mcp.name,
+                arguments=arguments,
+                retry_safe=mcp.retry_safe,
+                input_responses=responses,
+                request_state=state,
+            ),
+            result_type=McpCallOutcome,
+            activity_id=f"{activity_id}-input-{round_}" if activity_id and round_ else activity_id,
+            start_to_close_timeout=call_timeout,
+            heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
+            retry_policy=retry_policy,
+            summary=summary,
+        )
+        needed = outcome.input_required
+        if needed is None:
+            if outcome.result is None:
+                raise ApplicationError(f"{mcp.name}: no result", type=MCP_TOOL_FAILED, non_retryable=True)
+            return outcome.result
+        if needed.questions and gate is None:
+            raise ApplicationError(
+                f"{mcp.name} asks a person ({needed.questions[0].message[:200]}), which this run cannot do",
+                type=MCP_INPUT_REFUSED,
+                non_retryable=True,
+            )
+        responses = {key: {"roots": []} for key in needed.roots}
+        for question in needed.questions:
+            assert gate is not None
+            decision = await gate.ask(mcp, question)
+            if decision.fail:
+                raise ApplicationError(
+                    f"{mcp.name}: {decision.comment or 'not answered'}",
+                    type=MCP_INPUT_REFUSED,
+                    non_retryable=True,
+                )
+            answer: dict[str, Any] = {"action": decision.action}
+            if decision.action == "accept":
+                answer["content"] = decision.content or {}
+            responses[question.key] = answer
+        state = needed.request_state
+    raise ApplicationError(
+        f"{mcp.name}: still asking after {MAX_INPUT_ROUNDS} rounds of answers",
+        type=MCP_INPUT_REFUSED,
+        non_retryable=True,
+    )
+
 
 _offered: ContextVar[dict[str, McpTool] | None] = ContextVar("goalflow_mcp_offered", default=None)
-_gate: ContextVar[ApprovalGate | None] = ContextVar("goalflow_mcp_gate", default=None)
+_gate: ContextVar[McpGate | None] = ContextVar("goalflow_mcp_gate", default=None)
 _ANY_ARGS = SchemaValidator(core_schema.dict_schema())
 """The model's arguments go as they are: the server checks them against its own schema."""
 
@@ -69,8 +157,9 @@ def offering(tools: list[McpTool]) -> Iterator[None]:
 
 
 @contextmanager
-def approvals(gate: ApprovalGate) -> Iterator[None]:
-    """Ask `gate` before any call that needs a person's approval, inside this block."""
+def approvals(gate: McpGate) -> Iterator[None]:
+    """Ask `gate` before any call that needs a person's approval (and for a tool's questions),
+    inside this block."""
     token = _gate.set(gate)
     try:
         yield
@@ -119,7 +208,7 @@ class McpToolset(AbstractToolset[AgentToolDeps | None]):
                 raise ModelRetry(
                     f"{name} needs a person's approval, which this run cannot ask for: do without it"
                 )
-            decision = await gate(mcp, tool_args)
+            decision = await gate.approve(mcp, tool_args)
             if decision.fail:
                 raise ApplicationError(
                     f"{name}: {decision.comment or 'not approved'}",
@@ -130,18 +219,11 @@ class McpToolset(AbstractToolset[AgentToolDeps | None]):
                 why = f": {decision.comment}" if decision.comment else ""
                 return f"A person rejected this call to {name}{why}. It was not made; do not try it again."
         try:
-            result: ToolResult = await workflow.execute_activity(
-                MCP_CALL_ACTIVITY,
-                McpCallInput(
-                    server_id=mcp.server_id,
-                    tool=mcp.tool,
-                    name=name,
-                    arguments=tool_args,
-                    retry_safe=mcp.retry_safe,
-                ),
-                result_type=ToolResult,
-                start_to_close_timeout=timedelta(seconds=mcp.timeout_s),
-                heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
+            result = await call_durably(
+                mcp,
+                tool_args,
+                gate=_gate.get(),
+                call_timeout=timedelta(seconds=mcp.timeout_s),
                 retry_policy=TOOL_RETRY,
                 summary=f"call tool: {name}",
             )

@@ -16,6 +16,7 @@ from contracts.dag import (
     DagStatus,
     ExecutionStatus,
     ForkRequest,
+    InputAnswer,
     NodeState,
     ResumeRequest,
 )
@@ -126,6 +127,13 @@ async def approve(execution_id: ExecutionId, decision: ApprovalDecision, client:
 async def reject(execution_id: ExecutionId, decision: ApprovalDecision, client: TemporalDep) -> DagStatus:
     """Reject a node waiting for approval (it fails; `on_failure` decides what follows)."""
     return await _decide(execution_id, decision, client, approve=False)
+
+
+@router.post("/dag-executions/{execution_id}/answer")
+async def answer(execution_id: ExecutionId, body: InputAnswer, client: TemporalDep) -> DagStatus:
+    """Answer the question a node's MCP tool asks a person (`accept` with its fields, `decline`,
+    `cancel`); the tool's call goes on with it. The answer is the status after it."""
+    return await service.answer(client, execution_id, body)
 
 
 @router.post("/dag-executions/{execution_id}/budget")

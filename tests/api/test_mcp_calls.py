@@ -352,6 +352,40 @@ async def test_the_kept_mcp_history_replays() -> None:
     await replay_all(replayer(*WORKFLOWS), [load(KEPT)])
 
 
+async def test_a_tools_question_is_answered_through_the_api(
+    api: httpx.AsyncClient, notes: NotesServer, client: Client
+) -> None:
+    name = await notes_server(api, notes)
+    for answer, said in (
+        ({"action": "accept", "content": {"name": "Ada", "visits": 3}}, "signed by Ada (3 visits)"),
+        ({"action": "decline"}, "not signed (decline)"),
+    ):
+        dag = await make_dag(api, {"nodes": [node("sign", f"{name}__sign_guestbook")]})
+        execution_id = await start(api, dag["id"])
+        waiting = await wait_node(api, execution_id, "sign", "waiting_approval")
+        asked = waiting["nodes"][0]
+        assert asked["question"]["message"] == "Who is signing the guestbook?", asked
+        assert "name" in asked["question"]["requested_schema"]["properties"]
+        assert "Who is signing" in asked["waiting_reason"]
+        wrong = await api.post(f"/api/v1/dag-executions/{execution_id}/answer", json={"node_id": "nope"})
+        assert wrong.status_code == 422 and "unknown node" in wrong.text
+        given = await api.post(
+            f"/api/v1/dag-executions/{execution_id}/answer", json={"node_id": "sign", **answer}
+        )
+        assert given.status_code == 200, given.text
+        body = await wait_closed(api, execution_id)
+        assert body["status"] == "succeeded", body
+        assert body["nodes"][0]["output"] == {"result": said}  # the structured content
+        assert await activity_count(client, execution_id) == 2  # asked, then called with the answer
+    # A node that waits for approval is not answered, and one not waiting at all either.
+    gated = await make_dag(api, {"nodes": [node("drop", f"{name}__delete_note", index=99)]})
+    execution_id = await start(api, gated["id"])
+    await wait_node(api, execution_id, "drop", "waiting_approval")
+    refused = await api.post(f"/api/v1/dag-executions/{execution_id}/answer", json={"node_id": "drop"})
+    assert refused.status_code == 409 and "not for an answer" in refused.text
+    await api.post(f"/api/v1/dag-executions/{execution_id}/cancel")
+
+
 async def test_secrets_stay_out_of_the_temporal_store(
     api: httpx.AsyncClient, client: Client, notes: NotesServer
 ) -> None:

@@ -3,7 +3,8 @@
 It counts every call it receives (so a test sees a call arrive exactly once), can require a header
 (so a test sees the registered secret reach it), and offers tools with each kind of annotation:
 read-only `lookup`, non-idempotent `append_note`, destructive `delete_note`, a slow `count_to`
-that reports progress, and `hang`, which never answers.
+that reports progress, `sign_guestbook`, which asks a person first (MCP elicitation), and `hang`,
+which never answers.
 """
 
 import asyncio
@@ -11,16 +12,26 @@ import socket
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False)
 APPENDS = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False)
 DESTROYS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+
+
+class Guest(BaseModel):
+    name: str
+    visits: int = 1
+
+
+def ask_guest() -> Elicit[Guest]:
+    return Elicit("Who is signing the guestbook?", Guest)
 
 
 class NotesServer:
@@ -77,6 +88,15 @@ class NotesServer:
                 await asyncio.sleep(0.5)
             self.notes.append(f"counted to {n}")
             return f"counted to {n}"
+
+        @server.tool(annotations=APPENDS)
+        def sign_guestbook(who: Annotated[ElicitationResult[Guest], Resolve(ask_guest)]) -> str:
+            """Sign the guestbook: asks a person for their name and whether to sign."""
+            self._record("sign_guestbook", {})
+            if not isinstance(who, AcceptedElicitation):
+                return f"not signed ({who.action})"
+            self.notes.append(f"guest {who.data.name}")
+            return f"signed by {who.data.name} ({who.data.visits} visits)"
 
         @server.tool(annotations=READ_ONLY)
         async def hang() -> str:
