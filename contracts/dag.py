@@ -188,6 +188,9 @@ class NodeState(BaseModel):
     """While the node waits for approval: when its `approval_timeout_s` runs out."""
     decided_by: Literal["person", "timeout"] | None = Field(default=None, exclude_if=_is_none)
     """Who decided the node's approval: a person (REST, Telegram, CLI) or its deadline."""
+    progress: dict[str, Any] | None = Field(default=None, exclude_if=_is_none)
+    """A running MCP tool node: the last progress its server reported (`progress`, `total`,
+    `message`), read from its activity's heartbeat when the execution is read."""
     question: dict[str, Any] | None = Field(default=None, exclude_if=_is_none)
     """While an MCP tool asks a person something (`message`, `requested_schema`): answered by
     `POST /dag-executions/{id}/answer` (approve accepts with no fields, reject declines)."""

@@ -9,11 +9,13 @@ continued-as-new is not an end: its workflow id goes on in a newer run, so it co
 
 import re
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
 from contracts.dag import ExecutionStatus, NodeState, NodeStatus
+from contracts.mcp import MCP_CALL_ACTIVITY
 from contracts.provider_limits import ProviderWait, read_wait
 from contracts.runs import RunStatus
 
@@ -78,8 +80,11 @@ def dag_closed_clause(status: ExecutionStatus) -> str:
 AGENT_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+(?:-fallback-\d+)?$")
 """An `agent_request` activity of a DAG node: `<node id>-<attempt>-agent-<try>`, and
 `...-fallback-<n>` for its fallback models."""
+MCP_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+(?:-input-\d+)?$")
+"""A tool node's `mcp_call_tool` activity: `<node id>-<attempt>`, `-input-<n>` after answers."""
 NODE_ACTIVITIES = (
     AGENT_ACTIVITY,
+    re.compile(r"^(?P<node>.+)-\d+-input-\d+$"),
     re.compile(r"^(?P<node>.+)-\d+-load-\d+$"),
     re.compile(r"^(?P<node>.+)-\d+-store$"),
     re.compile(r"^(?P<node>.+)-\d+$"),
@@ -100,7 +105,8 @@ async def provider_waits(
     nodes: list[NodeState], description: WorkflowExecutionDescription, converter: DataConverter
 ) -> list[NodeState]:
     """`nodes`, the running ones whose model request is queued for provider capacity marked
-    ("waiting for provider capacity (...)").
+    ("waiting for provider capacity (...)"), and a running MCP tool node's last reported
+    progress as its `progress`.
 
     The waiting activity says so in its heartbeat details (`contracts/provider_limits.py`), which
     `describe` answers with the workflow's pending activities. An `agent_request` activity names
@@ -109,6 +115,8 @@ async def provider_waits(
     each of those (otherwise which node waits is not known, and none is marked)."""
     pending = list(description.raw_description.pending_activities)
     waits: dict[str, ProviderWait] = {}
+    running = {node.id for node in nodes if node.status == NodeStatus.running}
+    progress: dict[str, dict[str, Any]] = {}
     for activity in pending:
         payloads = list(activity.heartbeat_details.payloads)
         if not payloads:
@@ -120,9 +128,17 @@ async def provider_waits(
         wait = read_wait(details[0]) if details else None
         if wait is not None:
             waits[activity.activity_id] = wait
+        elif activity.activity_type.name == MCP_CALL_ACTIVITY and details and isinstance(details[0], dict):
+            node_id = _node_of(activity.activity_id, running, [MCP_ACTIVITY])
+            if node_id is not None:  # an MCP tool's progress notifications (activities/mcp.py)
+                progress[node_id] = {k: details[0].get(k) for k in ("progress", "total", "message")}
+    if progress:
+        nodes = [
+            node.model_copy(update={"progress": progress[node.id]}) if node.id in progress else node
+            for node in nodes
+        ]
     if not waits:
         return nodes
-    running = {node.id for node in nodes if node.status == NodeStatus.running}
     waiting: dict[str, ProviderWait] = {}
     unnamed: list[ProviderWait] = []
     for activity_id, wait in waits.items():

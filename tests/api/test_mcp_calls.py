@@ -246,6 +246,9 @@ async def test_progress_reaches_the_heartbeat(
     assert seen, "no heartbeat details while the tool reported progress"
     details = await client.data_converter.decode(seen[-1].payloads)
     assert details[0]["total"] == 6 and "counted" in details[0]["message"]
+    shown = (await api.get(f"/api/v1/dag-executions/{execution_id}")).json()["nodes"][0]
+    assert shown["status"] == "running" and shown["progress"]["total"] == 6, shown
+    assert shown["progress"]["message"].startswith("counted"), shown
     body = await wait_closed(api, execution_id)
     assert body["status"] == "succeeded", body
 
@@ -386,8 +389,8 @@ async def test_a_tools_question_is_answered_through_the_api(
     await api.post(f"/api/v1/dag-executions/{execution_id}/cancel")
 
 
-async def test_secrets_stay_out_of_the_temporal_store(
-    api: httpx.AsyncClient, client: Client, notes: NotesServer
+async def test_secrets_stay_out_of_the_temporal_store_and_the_logs(
+    api: httpx.AsyncClient, client: Client, notes: NotesServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = server_name("sec")
     secret = "header-secret-value-31337"
@@ -407,3 +410,4 @@ async def test_secrets_stay_out_of_the_temporal_store(
         encoded = event.activity_task_scheduled_event_attributes.input.payloads
         decoded += json.dumps(await client.data_converter.decode(encoded), default=str)
     assert secret not in decoded and "lookup" in decoded
+    assert secret not in caplog.text  # the worker's and the API's log lines of this test

@@ -4,6 +4,7 @@ finite, typos in field names, a chunked body over the cap (api/json_guard.py,
 api/unknown_fields.py, api/limits.py)."""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ async def sqlite_settings(settings: Settings, tmp_path_factory: pytest.TempPathF
     config.attributes["database_url"] = lite.database_url
     config.attributes["configure_logger"] = False
     await asyncio.to_thread(command.upgrade, config, "head")
+    # Its DAG ids start far above the session database's: both share one Temporal namespace, where
+    # a DAG's executions are found by its id, and a DAG with executions may not be deleted.
+    with sqlite3.connect(folder / "app.db") as db:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('dag', 1000000)")
     return lite
 
 
