@@ -5,14 +5,13 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, AnyHttpUrl, SecretStr, StringConstraints, model_validator
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
 from contracts.mcp import MCP_SEPARATOR, SERVER_NAME_PATTERN, Approval, McpTool
 from core.models.common import created_at_field, json_field, updated_at_field
 
-ServerName = Annotated[str, StringConstraints(pattern=SERVER_NAME_PATTERN)]
 Transport = Literal["stdio", "http"]
 MAX_SECRETS = 50
 MAX_ARGS = 100
@@ -20,25 +19,45 @@ SECRET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
 """Environment variable and HTTP header names: no spaces, no `=`, no control characters."""
 
 
-def _check_name(name: str | None) -> str | None:
-    if name is not None and MCP_SEPARATOR in name:
+def _check_name(name: str) -> str:
+    if MCP_SEPARATOR in name:
         raise ValueError(f"a server name may not contain {MCP_SEPARATOR!r} (it separates server and tool)")
     return name
 
 
-def _check_secrets(values: dict[str, SecretStr] | None, what: str) -> dict[str, SecretStr] | None:
+def _check_args(args: list[str]) -> list[str]:
+    if len(args) > MAX_ARGS or any(len(a) > 2000 or "\x00" in a for a in args):
+        raise ValueError(f"at most {MAX_ARGS} args of up to 2000 characters, without NUL")
+    return args
+
+
+def _http_url(url: str) -> str:
+    AnyHttpUrl(url)
+    return url
+
+
+def _secrets(what: str) -> AfterValidator:
     """Names that an environment or an HTTP header can carry; values never echoed."""
-    if values is None:
-        return None
-    if len(values) > MAX_SECRETS:
-        raise ValueError(f"at most {MAX_SECRETS} {what}")
-    for key, value in values.items():
-        if not re.fullmatch(SECRET_NAME_PATTERN, key):
-            raise ValueError(f"{what} name {key[:100]!r} is not a valid name")
-        text = value.get_secret_value()
-        if len(text) > 4000 or any(ord(char) < 32 and char != "\t" for char in text):
-            raise ValueError(f"the value of {what} {key!r} is too long or holds control characters")
-    return values
+
+    def check(values: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if len(values) > MAX_SECRETS:
+            raise ValueError(f"at most {MAX_SECRETS} {what}")
+        for key, value in values.items():
+            if not re.fullmatch(SECRET_NAME_PATTERN, key):
+                raise ValueError(f"{what} name {key[:100]!r} is not a valid name")
+            text = value.get_secret_value()
+            if len(text) > 4000 or any(ord(char) < 32 and char != "\t" for char in text):
+                raise ValueError(f"the value of {what} {key!r} is too long or holds control characters")
+        return values
+
+    return AfterValidator(check)
+
+
+ServerName = Annotated[str, StringConstraints(pattern=SERVER_NAME_PATTERN), AfterValidator(_check_name)]
+Args = Annotated[list[str], AfterValidator(_check_args)]
+HttpUrlText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_http_url)]
+Env = Annotated[dict[str, SecretStr], _secrets("env")]
+Headers = Annotated[dict[str, SecretStr], _secrets("header")]
 
 
 class McpServerFields(SQLModel):
@@ -52,12 +71,6 @@ class McpServerFields(SQLModel):
     approval: Approval = Field(default="destructive", sa_type=String(16))
     timeout_s: float = Field(default=120.0, gt=0, le=3600)
     """How long one call may take before it is given up (its activity's start-to-close)."""
-
-
-def _check_args(args: list[str] | None) -> list[str] | None:
-    if args is not None and (len(args) > MAX_ARGS or any(len(a) > 2000 or "\x00" in a for a in args)):
-        raise ValueError(f"at most {MAX_ARGS} args of up to 2000 characters, without NUL")
-    return args
 
 
 def check_connection(transport: Transport | None, command: str | None, url: str | None) -> None:
@@ -75,36 +88,10 @@ class McpServerCreate(McpServerFields):
     """`POST /api/v1/mcp-servers`."""
 
     name: ServerName
-    env: dict[str, SecretStr] = {}
-    headers: dict[str, SecretStr] = {}
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        _check_name(name)
-        return name
-
-    @field_validator("args")
-    @classmethod
-    def _args(cls, args: list[str]) -> list[str]:
-        return _check_args(args) or []
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str | None) -> str | None:
-        if url is not None:
-            AnyHttpUrl(url)
-        return url
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, env: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        return _check_secrets(env, "env") or {}
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        return _check_secrets(headers, "header") or {}
+    args: Args = Field(default_factory=list)
+    url: HttpUrlText | None = None
+    env: Env = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _connection(self) -> "McpServerCreate":
@@ -122,40 +109,13 @@ class McpServerUpdate(SQLModel):
 
     name: ServerName | None = None
     command: str | None = Field(default=None, max_length=500)
-    args: list[str] | None = None
+    args: Args | None = None
     cwd: str | None = Field(default=None, max_length=500)
-    url: str | None = Field(default=None, max_length=1000)
+    url: HttpUrlText | None = None
     approval: Approval | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
-    env: dict[str, SecretStr] | None = None
-    headers: dict[str, SecretStr] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str | None) -> str | None:
-        return _check_name(name)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, url: str | None) -> str | None:
-        if url is not None:
-            AnyHttpUrl(url)
-        return url
-
-    @field_validator("args")
-    @classmethod
-    def _args(cls, args: list[str] | None) -> list[str] | None:
-        return _check_args(args)
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, env: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
-        return _check_secrets(env, "env")
-
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, headers: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
-        return _check_secrets(headers, "header")
+    env: Env | None = None
+    headers: Headers | None = None
 
 
 class McpServer(McpServerFields, table=True):
