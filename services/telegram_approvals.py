@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from contracts.dag import NodeOutput, NodeStatus
+from contracts.dag import NodeOutput, NodeState, NodeStatus
 from contracts.templates import TemplateError, resolve
 from core.errors import DomainError
 from core.models import TelegramApproval, TelegramWatch
@@ -210,8 +210,21 @@ async def waiting_node(
         return True, ""
     outputs = {n.id: n.node_output() for n in detail.nodes if n.status == NodeStatus.succeeded}
     label = f"tool {spec.tool}" if spec.tool else f"agent {spec.agent}"
+    if state.question is not None or (state.waiting_reason or "approval") != "approval":
+        # An MCP tool's call inside the agent's run, or a tool's question: that is what waits.
+        return True, f"{label}\n{_asked(state)}"
     raw: Any = spec.input if spec.tool else spec.prompt
     return True, f"{label}\n{_preview(raw, first.params, outputs)}"
+
+
+def _asked(state: NodeState) -> str:
+    """What a node waits for inside its run: the tool call, or the question and its fields."""
+    text = state.waiting_reason or ""
+    if state.question is not None:
+        fields = list((state.question.get("requested_schema") or {}).get("properties") or {})
+        if fields:
+            text += f"\nfields: {', '.join(fields)} (Approve answers with none; the API's /answer fills them)"
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 def _preview(raw: Any, params: dict[str, Any], outputs: dict[str, NodeOutput]) -> str:

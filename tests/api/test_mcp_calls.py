@@ -23,7 +23,14 @@ from core.db import session_scope
 from core.models import McpServer
 from core.settings import Settings
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
-from tests.api.test_mcp_servers import register, server_name, time_server
+from tests.api.mcp_helpers import (
+    agent_script,
+    node,
+    notes_server,
+    register,
+    server_name,
+    time_server,
+)
 from tests.fakes.mcp_server import NotesServer, url
 from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.mcp_server import stop as stop_notes
@@ -43,20 +50,6 @@ def notes() -> Iterator[NotesServer]:
     server = serve_notes(fake)
     yield fake
     server.should_exit = True
-
-
-def http_server(name: str, fake: NotesServer, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "transport": "http", "url": url(fake), **extra}
-
-
-async def notes_server(api: httpx.AsyncClient, fake: NotesServer, **extra: Any) -> str:
-    name = server_name("notes")
-    await register(api, http_server(name, fake, **extra))
-    return name
-
-
-def node(node_id: str, tool: str, **arguments: Any) -> dict[str, Any]:
-    return {"id": node_id, "tool": tool, "input": arguments}
 
 
 def time_servers() -> list[psutil.Process]:
@@ -280,23 +273,6 @@ async def test_a_tool_a_server_stopped_listing_fails_the_next_run_readably(
     assert "no longer lists a tool 'lookup'" in cause.message
 
 
-def _agent_script(tool: str, arguments: dict[str, Any]) -> Any:
-    """A model that calls `tool` once, then answers with what the tool returned."""
-
-    def handle(body: dict[str, Any]) -> dict[str, Any]:
-        results = [m for m in body["messages"] if m["role"] == "tool"]
-        if results:
-            return {"role": "assistant", "content": f"tool said: {results[-1]['content']}"}
-        call = {
-            "id": "call_1",
-            "type": "function",
-            "function": {"name": tool, "arguments": json.dumps(arguments)},
-        }
-        return {"role": "assistant", "content": None, "tool_calls": [call]}
-
-    return handle
-
-
 async def test_an_agent_calls_an_mcp_tool_in_its_loop(
     api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client
 ) -> None:
@@ -305,7 +281,7 @@ async def test_an_agent_calls_an_mcp_tool_in_its_loop(
     tool = f"{name}__get_current_time"
     provider = await make_provider(api, fake_llm)
     agent = await make_agent(api, provider["id"], tools=[tool])
-    fake_llm.handlers[agent["model"]] = _agent_script(tool, {"timezone": "Asia/Tokyo"})
+    fake_llm.handlers[agent["model"]] = agent_script(tool, {"timezone": "Asia/Tokyo"})
     dag = await make_dag(
         api, {"nodes": [{"id": "ask", "agent": agent["name"], "prompt": "What time is it?"}]}
     )
@@ -329,7 +305,7 @@ async def test_an_agents_destructive_call_waits_mid_run_for_a_person(
     for decision, expected in (("approve", "deleted"), ("reject", "rejected")):
         notes.notes[:] = ["only"]
         before = notes.calls["delete_note"]
-        fake_llm.handlers[agent["model"]] = _agent_script(tool, {"index": 0})
+        fake_llm.handlers[agent["model"]] = agent_script(tool, {"index": 0})
         dag = await make_dag(api, {"nodes": [{"id": "tidy", "agent": agent["name"], "prompt": "Tidy up."}]})
         execution_id = await start(api, dag["id"])
         waiting = await wait_node(api, execution_id, "tidy", "waiting_approval")

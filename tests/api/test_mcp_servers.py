@@ -3,7 +3,6 @@
 secrets that never come back, refusals that store nothing, and deletes refused while in use."""
 
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +17,8 @@ from core.models import McpServer
 from core.settings import Settings
 from services.providers import rotate_keys
 from storage.mcp_servers import connection
+from tests.api.mcp_helpers import SERVERS, register, server_name, time_server
 from tests.fakes.mcp_server import NotesServer, start, url
-
-SERVERS = "/api/v1/mcp-servers"
 
 
 def keys(settings: Settings) -> str:
@@ -31,32 +29,12 @@ def keys(settings: Settings) -> str:
 TOKEN = "X-Notes-Token"
 
 
-def server_name(prefix: str = "s") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def time_server(name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "transport": "stdio",
-        "command": sys.executable,
-        "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"],
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def notes() -> Iterator[NotesServer]:
     fake = NotesServer(required_header=(TOKEN, "notes-secret-4711"))
     server = start(fake)
     yield fake
     server.should_exit = True
-
-
-async def register(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post(SERVERS, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def test_stdio_server_registers_with_its_tools_and_secrets_stay_hidden(

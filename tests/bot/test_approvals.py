@@ -1,5 +1,6 @@
 """Approve / Reject buttons resume a waiting DAG through the same decision call as REST, once."""
 
+import asyncio
 import copy
 import re
 from typing import Any
@@ -12,9 +13,14 @@ from bot.app import BotApp
 from services.telegram_approvals import running_query
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
 from tests.api.goal_helpers import make_goal, make_goal_agent
+from tests.api.mcp_helpers import agent_script, register, server_name
 from tests.bot.conftest import ALICE, BOB, Chat, buttons
+from tests.fakes.mcp_server import NotesServer, url
+from tests.fakes.mcp_server import start as serve_notes
+from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
+from tests.helpers import make_agent, make_provider
 
 GATED: dict[str, Any] = {
     "nodes": [
@@ -140,3 +146,31 @@ async def test_a_decision_through_rest_edits_the_prompts(
 def test_the_watcher_looks_only_at_running_dag_executions_of_its_task_queue(bot: BotApp) -> None:
     query = running_query(bot.settings)
     assert "WorkflowType = 'DagWorkflow'" in query and f"TaskQueue = '{bot.settings.task_queue}'" in query
+
+
+async def test_an_agents_mcp_call_waiting_mid_run_is_shown_and_approved_in_telegram(
+    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, fake_llm: FakeOpenAI
+) -> None:
+    notes = NotesServer()
+    server = serve_notes(notes)
+    try:
+        name = server_name("tg")
+        await register(api, {"name": name, "transport": "http", "url": url(notes)})
+        tool = f"{name}__delete_note"
+        provider = await make_provider(api, fake_llm)
+        agent = await make_agent(api, provider["id"], tools=[tool])
+        fake_llm.handlers[agent["model"]] = agent_script(tool, {"index": 0})
+        notes.notes[:] = ["stale"]
+        dag = await make_dag(api, {"nodes": [{"id": "tidy", "agent": agent["name"], "prompt": "Tidy up."}]})
+        execution_id = await start(api, dag["id"])
+        prompt = await wait_prompt(telegram, ALICE, execution_id)
+        assert f"tool call {tool}" in prompt["text"] and '"index": 0' in prompt["text"], prompt["text"]
+        assert notes.calls["delete_note"] == 0
+        approve, _ = buttons(prompt)
+        since = await alice.press(prompt["message_id"], approve["callback_data"])
+        assert await alice.answered(since) == "Approved."
+        body = await wait_closed(api, execution_id)
+        assert body["status"] == "succeeded", body
+        assert notes.calls["delete_note"] == 1 and notes.notes == []
+    finally:
+        await asyncio.to_thread(stop_notes, notes, server)
