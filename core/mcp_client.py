@@ -18,13 +18,15 @@ import contextlib
 import hashlib
 import json
 import logging
+import sys
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import httpx2
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
@@ -86,7 +88,9 @@ async def _no_sampling(_context: Any, _params: CreateMessageRequestParams) -> Er
     return ErrorData(code=-32601, message="goalflow does not offer sampling to MCP servers")
 
 
-def _client(connection: McpConnection) -> Client:
+def _client(connection: McpConnection, *, errlog: TextIO | None = None) -> Client:
+    """A client for the connection; a stdio server's stderr goes to `errlog` (the process's own
+    stderr, its log, by default)."""
     # The callbacks declare the elicitation capability (servers on MCP 2026-07-28 then ask in
     # `input_required` results, which a workflow answers durably) and answer older servers.
     callbacks: dict[str, Any] = {
@@ -101,7 +105,8 @@ def _client(connection: McpConnection) -> Client:
             env=connection.env or None,
             cwd=connection.cwd,
         )
-        return Client(params, raise_exceptions=True, cache=None, **callbacks)
+        transport = stdio_client(params, errlog=errlog or sys.stderr)
+        return Client(transport, raise_exceptions=True, cache=None, **callbacks)
     assert connection.url is not None
     http: httpx2.AsyncClient = create_mcp_http_client(headers=connection.headers or None)
     return Client(
@@ -121,15 +126,29 @@ def describe_failure(exc: BaseException) -> str:
 
 
 async def list_tools_once(connection: McpConnection, *, timeout_s: float = CONNECT_TIMEOUT_S) -> list[Tool]:
-    """Start or reach the server, initialize, list every tool (all pages), and close."""
-    try:
-        with anyio.fail_after(timeout_s):
-            async with _client(connection) as client:
-                return await _all_tools(client)
-    except TimeoutError:
-        raise McpUnavailable(f"no answer from {connection.where()} within {timeout_s:g} s") from None
-    except Exception as exc:
-        raise McpUnavailable(describe_failure(exc)) from None
+    """Start or reach the server, initialize, list every tool (all pages), and close. A stdio
+    server that fails says why on its stderr: its last lines join the reason (secrets masked)."""
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
+        try:
+            with anyio.fail_after(timeout_s):
+                async with _client(connection, errlog=errlog) as client:
+                    return await _all_tools(client)
+        except TimeoutError:
+            reason = f"no answer from {connection.where()} within {timeout_s:g} s"
+        except Exception as exc:
+            reason = describe_failure(exc)
+        said = _tail(errlog, connection)
+    raise McpUnavailable(f"{reason}; the server said: {said}" if said else reason)
+
+
+def _tail(errlog: TextIO, connection: McpConnection, chars: int = 400) -> str:
+    """The end of what a stdio server wrote to stderr, on one line, its env values masked."""
+    errlog.seek(0)
+    text = " ".join(errlog.read()[-4000:].split())
+    for secret in (*connection.env.values(), *connection.headers.values()):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text[-chars:]
 
 
 async def _all_tools(client: Client) -> list[Tool]:

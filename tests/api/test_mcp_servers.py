@@ -230,3 +230,22 @@ async def test_agent_versions_may_list_mcp_tools(api: httpx.AsyncClient, fake_ll
         },
     )
     assert bad.status_code == 422 and f"{name}__missing" in bad.text
+
+
+async def test_a_failing_stdio_server_says_why_without_its_secrets(api: httpx.AsyncClient) -> None:
+    secret = "stderr-secret-2468"
+    script = "import os, sys; print('refusing token', os.environ['NOTES_TOKEN'], file=sys.stderr); exit(3)"
+    response = await api.post(
+        SERVERS,
+        json={
+            "name": server_name("loud"),
+            "transport": "stdio",
+            "command": sys.executable,
+            "args": ["-c", script],
+            "env": {"NOTES_TOKEN": secret},
+        },
+    )
+    assert response.status_code == 502, response.text
+    detail = response.json()["detail"]
+    assert "the server said: refusing token ***" in detail, detail
+    assert secret not in response.text
