@@ -197,11 +197,13 @@ def decided(prompt: str, *, decision: str, by: str | None, at: datetime | None) 
         "rejected": f"❌ Rejected by {esc(by or 'someone')} at {when(at)}",
         "elsewhere": f"☑️ Decided outside Telegram ({esc(by or 'API or CLI')}) at {when(at)}",
         "gone": f"⌛ No longer waiting ({esc(by or 'the run moved on')}) at {when(at)}",
+        "answered": f"💬 Answered by {esc(by or 'someone')} at {when(at)}",
     }.get(decision, f"Decided at {when(at)}")
     return f"{prompt}\n\n{line}"
 
 
 ALREADY_DECIDED = "Already decided."
+NOT_A_QUESTION = "That run is not waiting for an answer there (it may have moved on)."
 UNKNOWN_PROMPT = "This approval is no longer known."
 
 

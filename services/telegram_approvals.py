@@ -34,6 +34,7 @@ PREVIEW_CHARS = 700
 
 APPROVED = "approved"
 REJECTED = "rejected"
+ANSWERED = "answered"
 ELSEWHERE = "elsewhere"
 GONE = "gone"
 RAISED = "raised"
@@ -97,6 +98,58 @@ async def claim(
     if row is not None:
         await session.refresh(row)
     return row
+
+
+async def open_by_message(session: AsyncSession, chat_id: int, message_id: int) -> TelegramApproval | None:
+    """The undecided prompt one of whose copies is this chat's message, if any."""
+    rows = (
+        await session.exec(select(TelegramApproval).where(col(TelegramApproval.decision).is_(None)))
+    ).all()
+    return next((row for row in rows if [chat_id, message_id] in row.messages), None)
+
+
+def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A person's reply to a tool's question as the fields its form asks for: a JSON object, or
+    `field=value` lines; values become the types the schema gives (numbers, booleans). ValueError
+    names what is wrong."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            given = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object ({exc.msg})") from None
+        if not isinstance(given, dict):
+            raise ValueError("not a JSON object")
+        return given
+    properties: dict[str, Any] = schema.get("properties") or {}
+    answer: dict[str, Any] = {}
+    for line in filter(None, (part.strip() for part in text.replace(";", "\n").splitlines())):
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ValueError(f"{line[:50]!r} is not field=value")
+        if properties and key not in properties:
+            raise ValueError(f"unknown field {key!r} (the form asks for: {', '.join(properties)})")
+        answer[key] = _typed(value, (properties.get(key) or {}).get("type"), key)
+    missing = [name for name in schema.get("required") or [] if name not in answer]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    return answer
+
+
+def _typed(value: str, kind: str | None, key: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be {'an integer' if kind == 'integer' else 'a number'}") from None
+    if kind == "boolean":
+        if value.lower() not in ("true", "false", "yes", "no"):
+            raise ValueError(f"{key} must be true or false")
+        return value.lower() in ("true", "yes")
+    return value
 
 
 async def release(session: AsyncSession, approval_id: str) -> None:
@@ -223,7 +276,8 @@ def _asked(state: NodeState) -> str:
     if state.question is not None:
         fields = list((state.question.get("requested_schema") or {}).get("properties") or {})
         if fields:
-            text += f"\nfields: {', '.join(fields)} (Approve answers with none; the API's /answer fills them)"
+            shape = ", ".join(f"{name}=…" for name in fields)
+            text += f"\nReply to this message with {shape} to answer (Approve answers with no fields)."
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 

@@ -83,10 +83,14 @@ class Chat:
         self.id = user_id
         self._pressed: dict[int, str] = {}
 
-    async def say(self, text: str) -> int:
-        """Send a message; the number of bot calls before it (to look only at what follows)."""
+    async def say(self, text: str, *, reply_to: int | None = None) -> int:
+        """Send a message (a reply to the bot's message `reply_to`, if given); the number of bot
+        calls before it (to look only at what follows)."""
         mark = len(self.tg.calls)
-        await self.tg.inject(self.tg.message_update(self.user, text))
+        update = self.tg.message_update(self.user, text)
+        if reply_to is not None:
+            update["message"]["reply_to_message"] = self.tg.messages[(self.id, reply_to)]
+        await self.tg.inject(update)
         return mark
 
     async def press(self, message_id: int, data: str, *, chat_id: int | None = None) -> int:

@@ -6,11 +6,14 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
 from bot.app import BotApp
-from services.telegram_approvals import running_query
+from core.db import session_scope
+from core.settings import Settings
+from services.telegram_approvals import open_by_message, parse_answer, running_query
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
 from tests.api.goal_helpers import make_goal, make_goal_agent
 from tests.api.mcp_helpers import agent_script, register, server_name
@@ -174,3 +177,61 @@ async def test_an_agents_mcp_call_waiting_mid_run_is_shown_and_approved_in_teleg
         assert notes.calls["delete_note"] == 1 and notes.notes == []
     finally:
         await asyncio.to_thread(stop_notes, notes, server)
+
+
+async def test_a_tools_question_is_answered_by_replying_to_its_prompt(
+    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, settings: Settings
+) -> None:
+    notes = NotesServer()
+    server = serve_notes(notes)
+    try:
+        name = server_name("tgq")
+        await register(api, {"name": name, "transport": "http", "url": url(notes)})
+        dag = await make_dag(api, {"nodes": [{"id": "sign", "tool": f"{name}__sign_guestbook", "input": {}}]})
+        execution_id = await start(api, dag["id"])
+        prompt = await wait_prompt(telegram, ALICE, execution_id)
+        assert "Who is signing the guestbook?" in prompt["text"], prompt["text"]
+        assert "name=…" in prompt["text"] and "visits=…" in prompt["text"]
+
+        async def recorded() -> bool:  # the prompt's copies are recorded just after they are sent
+            async with session_scope(settings) as session:
+                return await open_by_message(session, ALICE, prompt["message_id"]) is not None
+
+        for _ in range(100):
+            if await recorded():
+                break
+            await asyncio.sleep(0.1)
+        since = await alice.say("visits=lots", reply_to=prompt["message_id"])
+        said = await alice.reply(since, where=lambda c: "Not an answer" in c.params.get("text", ""))
+        assert "visits must be an integer" in said.params["text"], said.params["text"]
+        since = await alice.say("name=Ada\nvisits=3", reply_to=prompt["message_id"])
+        await alice.reply(since, where=lambda c: c.params.get("text") == "Answered.")
+        body = await wait_closed(api, execution_id)
+        assert body["status"] == "succeeded", body
+        assert body["nodes"][0]["output"] == {"result": "signed by Ada (3 visits)"}
+        shown = telegram.messages[(ALICE, prompt["message_id"])]
+        assert "Answered by Alice" in shown["text"] and buttons(shown) == []
+    finally:
+        await asyncio.to_thread(stop_notes, notes, server)
+
+
+def test_a_reply_is_read_as_the_fields_its_form_asks_for() -> None:
+    schema = {
+        "properties": {"name": {"type": "string"}, "visits": {"type": "integer"}, "vip": {"type": "boolean"}},
+        "required": ["name"],
+    }
+    assert parse_answer("name = Ada Lovelace\nvisits=3; vip=yes", schema) == {
+        "name": "Ada Lovelace",
+        "visits": 3,
+        "vip": True,
+    }
+    assert parse_answer('{"name": "Ada", "visits": 2}', schema) == {"name": "Ada", "visits": 2}
+    for text, says in (
+        ("visits=2", "missing name"),
+        ("name=Ada\nage=3", "unknown field 'age'"),
+        ("just words", "is not field=value"),
+        ("name=Ada\nvip=maybe", "vip must be true or false"),
+        ("{not json", "not a JSON object"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            parse_answer(text, schema)
