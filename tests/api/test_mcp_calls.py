@@ -387,3 +387,25 @@ async def test_secrets_stay_out_of_the_temporal_store_and_the_logs(
         decoded += json.dumps(await client.data_converter.decode(encoded), default=str)
     assert secret not in decoded and "lookup" in decoded
     assert secret not in caplog.text  # the worker's and the API's log lines of this test
+
+
+async def test_an_agent_test_calls_mcp_tools_and_refuses_what_needs_a_person(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, notes: NotesServer
+) -> None:
+    time_name = server_name("time")
+    await register(api, time_server(time_name))
+    notes_name = await notes_server(api, notes)
+    provider = await make_provider(api, fake_llm)
+    clock = await make_agent(api, provider["id"], tools=[f"{time_name}__get_current_time"])
+    fake_llm.handlers[clock["model"]] = agent_script(f"{time_name}__get_current_time", {"timezone": "UTC"})
+    tested = await api.post(f"/api/v1/agents/{clock['id']}/test", json={"prompt": "time?"})
+    assert tested.status_code == 200, tested.text
+    assert '"timezone":"UTC"' in tested.json()["output"].replace(" ", ""), tested.json()
+    # An agent test has nobody to ask: the destructive call is refused and the model told why.
+    tidy = await make_agent(api, provider["id"], tools=[f"{notes_name}__delete_note"])
+    fake_llm.handlers[tidy["model"]] = agent_script(f"{notes_name}__delete_note", {"index": 0})
+    before = notes.calls["delete_note"]
+    tested = await api.post(f"/api/v1/agents/{tidy['id']}/test", json={"prompt": "tidy"})
+    assert tested.status_code == 200, tested.text
+    assert "needs a person's approval" in tested.json()["output"], tested.json()
+    assert notes.calls["delete_note"] == before
