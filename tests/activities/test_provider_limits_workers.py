@@ -22,7 +22,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import col, select
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
@@ -83,6 +85,7 @@ async def limits_stack(client: Client, *, max_activities: int) -> AsyncIterator[
         await stack.enter_async_context(
             activity_workers(task_queue, processes=2, max_activities=max_activities)
         )
+        await both_polling(client, task_queue)
         await stack.enter_async_context(
             Worker(
                 client,
@@ -95,6 +98,21 @@ async def limits_stack(client: Client, *, max_activities: int) -> AsyncIterator[
             )
         )
         yield task_queue
+
+
+async def both_polling(client: Client, task_queue: str) -> None:
+    """Until Temporal has seen both worker processes poll for activities: a process prints
+    `ready` as its worker starts, and on a loaded machine its first poll can come later than the
+    first activities, which the other process then takes alone."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    deadline = time.monotonic() + BOUND_S
+    while len((await client.workflow_service.describe_task_queue(request)).pollers) < 2:
+        assert time.monotonic() < deadline, "the two activity workers never both polled"
+        await asyncio.sleep(0.1)
 
 
 async def run_dag(client: Client, task_queue: str, nodes: list[NodeSpec]) -> str:
