@@ -8,6 +8,20 @@ import httpx
 from tests.conftest import unique
 
 CLOSED = {"succeeded", "failed", "cancelled"}
+GATED: dict[str, Any] = {
+    "nodes": [
+        {"id": "a", "tool": "noop", "input": {"value": "first"}},
+        {
+            "id": "gate",
+            "tool": "noop",
+            "input": {"value": "{{nodes.a.output}}"},
+            "depends_on": ["a"],
+            "requires_approval": True,
+        },
+        {"id": "after", "tool": "noop", "input": {"value": "done"}, "depends_on": ["gate"]},
+    ],
+}
+"""Three noop nodes, the middle one waiting for approval."""
 
 
 async def make_dag(api: httpx.AsyncClient, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -6,23 +6,9 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from tests.api.dag_helpers import make_dag, start, wait_closed, wait_for, wait_node
+from tests.api.dag_helpers import GATED, make_dag, start, wait_closed, wait_for, wait_node
 from tests.fakes.openai_server import Fail, FakeOpenAI
 from tests.helpers import decoded_history, make_agent, make_provider
-
-GATED = {
-    "nodes": [
-        {"id": "a", "tool": "noop", "input": {"value": "first"}},
-        {
-            "id": "gate",
-            "tool": "noop",
-            "input": {"value": "{{nodes.a.output}}"},
-            "depends_on": ["a"],
-            "requires_approval": True,
-        },
-        {"id": "after", "tool": "noop", "input": {"value": "done"}, "depends_on": ["gate"]},
-    ],
-}
 
 
 async def test_get_execution_answers_status_nodes_usage_and_times(api: httpx.AsyncClient) -> None:

@@ -19,25 +19,12 @@ from api import mcp_endpoint
 from api.main import create_app
 from api.mcp_endpoint import MCP_PATH
 from core.settings import Settings
-from tests.api.dag_helpers import make_dag
+from tests.api.dag_helpers import GATED, make_dag
 from tests.api.goal_helpers import SIMPLE_PLAN, make_goal_agent
 from tests.api.sse import serving
 from tests.fakes.openai_server import FakeOpenAI
 
 TOOLS = {"start_goal_run", "get_run", "run_dag", "get_dag_execution", "approve_node", "reject_node"}
-GATED = {
-    "nodes": [
-        {"id": "a", "tool": "noop", "input": {"value": "first"}},
-        {
-            "id": "gate",
-            "tool": "noop",
-            "input": {"value": "{{nodes.a.output}}"},
-            "depends_on": ["a"],
-            "requires_approval": True,
-        },
-        {"id": "after", "tool": "noop", "input": {"value": "done"}, "depends_on": ["gate"]},
-    ],
-}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,

@@ -3,6 +3,7 @@
 import asyncio
 import copy
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,9 +17,9 @@ from core.settings import Settings
 from services.telegram_approvals import open_by_message, parse_answer, running_query
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
 from tests.api.goal_helpers import make_goal, make_goal_agent
-from tests.api.mcp_helpers import agent_script, register, server_name
+from tests.api.mcp_helpers import agent_script, notes_server
 from tests.bot.conftest import ALICE, BOB, Chat, buttons
-from tests.fakes.mcp_server import NotesServer, url
+from tests.fakes.mcp_server import NotesServer
 from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI
@@ -146,73 +147,71 @@ async def test_a_decision_through_rest_edits_the_prompts(
     assert (await wait_closed(api, execution_id))["status"] == "succeeded"
 
 
+@pytest.fixture(scope="module")
+def notes() -> Iterator[NotesServer]:
+    """An MCP server of our own whose destructive tool and question the prompts show."""
+    fake = NotesServer()
+    server = serve_notes(fake)
+    yield fake
+    stop_notes(fake, server)
+
+
 def test_the_watcher_looks_only_at_running_dag_executions_of_its_task_queue(bot: BotApp) -> None:
     query = running_query(bot.settings)
     assert "WorkflowType = 'DagWorkflow'" in query and f"TaskQueue = '{bot.settings.task_queue}'" in query
 
 
 async def test_an_agents_mcp_call_waiting_mid_run_is_shown_and_approved_in_telegram(
-    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, fake_llm: FakeOpenAI
+    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, fake_llm: FakeOpenAI, notes: NotesServer
 ) -> None:
-    notes = NotesServer()
-    server = serve_notes(notes)
-    try:
-        name = server_name("tg")
-        await register(api, {"name": name, "transport": "http", "url": url(notes)})
-        tool = f"{name}__delete_note"
-        provider = await make_provider(api, fake_llm)
-        agent = await make_agent(api, provider["id"], tools=[tool])
-        fake_llm.handlers[agent["model"]] = agent_script(tool, {"index": 0})
-        notes.notes[:] = ["stale"]
-        dag = await make_dag(api, {"nodes": [{"id": "tidy", "agent": agent["name"], "prompt": "Tidy up."}]})
-        execution_id = await start(api, dag["id"])
-        prompt = await wait_prompt(telegram, ALICE, execution_id)
-        assert f"tool call {tool}" in prompt["text"] and '"index": 0' in prompt["text"], prompt["text"]
-        assert notes.calls["delete_note"] == 0
-        approve, _ = buttons(prompt)
-        since = await alice.press(prompt["message_id"], approve["callback_data"])
-        assert await alice.answered(since) == "Approved."
-        body = await wait_closed(api, execution_id)
-        assert body["status"] == "succeeded", body
-        assert notes.calls["delete_note"] == 1 and notes.notes == []
-    finally:
-        await asyncio.to_thread(stop_notes, notes, server)
+    name = await notes_server(api, notes)
+    tool = f"{name}__delete_note"
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"], tools=[tool])
+    fake_llm.handlers[agent["model"]] = agent_script(tool, {"index": 0})
+    notes.notes[:] = ["stale"]
+    before = notes.calls["delete_note"]
+    dag = await make_dag(api, {"nodes": [{"id": "tidy", "agent": agent["name"], "prompt": "Tidy up."}]})
+    execution_id = await start(api, dag["id"])
+    prompt = await wait_prompt(telegram, ALICE, execution_id)
+    assert f"tool call {tool}" in prompt["text"] and '"index": 0' in prompt["text"], prompt["text"]
+    assert notes.calls["delete_note"] == before
+    approve, _ = buttons(prompt)
+    since = await alice.press(prompt["message_id"], approve["callback_data"])
+    assert await alice.answered(since) == "Approved."
+    body = await wait_closed(api, execution_id)
+    assert body["status"] == "succeeded", body
+    assert notes.calls["delete_note"] == before + 1 and notes.notes == []
 
 
 async def test_a_tools_question_is_answered_by_replying_to_its_prompt(
-    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, settings: Settings
+    api: httpx.AsyncClient, telegram: FakeTelegram, alice: Chat, settings: Settings, notes: NotesServer
 ) -> None:
-    notes = NotesServer()
-    server = serve_notes(notes)
-    try:
-        name = server_name("tgq")
-        await register(api, {"name": name, "transport": "http", "url": url(notes)})
-        dag = await make_dag(api, {"nodes": [{"id": "sign", "tool": f"{name}__sign_guestbook", "input": {}}]})
-        execution_id = await start(api, dag["id"])
-        prompt = await wait_prompt(telegram, ALICE, execution_id)
-        assert "Who is signing the guestbook?" in prompt["text"], prompt["text"]
-        assert "name=…" in prompt["text"] and "visits=…" in prompt["text"]
+    name = await notes_server(api, notes)
+    dag = await make_dag(api, {"nodes": [{"id": "sign", "tool": f"{name}__sign_guestbook", "input": {}}]})
+    execution_id = await start(api, dag["id"])
+    prompt = await wait_prompt(telegram, ALICE, execution_id)
+    assert "Who is signing the guestbook?" in prompt["text"], prompt["text"]
+    assert "name=…" in prompt["text"] and "visits=…" in prompt["text"]
 
-        async def recorded() -> bool:  # the prompt's copies are recorded just after they are sent
-            async with session_scope(settings) as session:
-                return await open_by_message(session, ALICE, prompt["message_id"]) is not None
+    async def recorded() -> bool:  # the prompt's copies are recorded just after they are sent
+        async with session_scope(settings) as session:
+            return await open_by_message(session, ALICE, prompt["message_id"]) is not None
 
-        for _ in range(100):
-            if await recorded():
-                break
-            await asyncio.sleep(0.1)
-        since = await alice.say("visits=lots", reply_to=prompt["message_id"])
-        said = await alice.reply(since, where=lambda c: "Not an answer" in c.params.get("text", ""))
-        assert "visits must be an integer" in said.params["text"], said.params["text"]
-        since = await alice.say("name=Ada\nvisits=3", reply_to=prompt["message_id"])
-        await alice.reply(since, where=lambda c: c.params.get("text") == "Answered.")
-        body = await wait_closed(api, execution_id)
-        assert body["status"] == "succeeded", body
-        assert body["nodes"][0]["output"] == {"result": "signed by Ada (3 visits)"}
-        shown = telegram.messages[(ALICE, prompt["message_id"])]
-        assert "Answered by Alice" in shown["text"] and buttons(shown) == []
-    finally:
-        await asyncio.to_thread(stop_notes, notes, server)
+    for _ in range(100):
+        if await recorded():
+            break
+        await asyncio.sleep(0.1)
+    since = await alice.say("visits=lots", reply_to=prompt["message_id"])
+    said = await alice.reply(since, where=lambda c: "Not an answer" in c.params.get("text", ""))
+    assert "visits must be an integer" in said.params["text"], said.params["text"]
+    since = await alice.say("name=Ada\nvisits=3", reply_to=prompt["message_id"])
+    await alice.reply(since, where=lambda c: c.params.get("text") == "Answered.")
+    body = await wait_closed(api, execution_id)
+    assert body["status"] == "succeeded", body
+    assert body["nodes"][0]["output"] == {"result": "signed by Ada (3 visits)"}
+    shown = telegram.messages[(ALICE, prompt["message_id"])]
+    assert "Answered by Alice" in shown["text"] and buttons(shown) == []
 
 
 def test_a_reply_is_read_as_the_fields_its_form_asks_for() -> None:
