@@ -9,7 +9,7 @@ from mcp_types import Tool
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from contracts.mcp import McpTool, McpToolAnnotations, needs_approval, split_tool_name, tool_name, usable_name
+from contracts.mcp import McpTool, McpToolAnnotations, split_tool_name, tool_name, usable_name
 from core.crypto import decrypt
 from core.mcp_client import McpConnection
 from core.models.mcp_server import McpServer
@@ -17,27 +17,16 @@ from core.settings import Settings
 
 
 def listed(server: McpServer, tools: list[Tool]) -> tuple[list[McpTool], list[str]]:
-    """A server's listed tools as goalflow tools, and the names it cannot offer a model."""
+    """A server's listed tools as goalflow tools (what the row stores: the server's id, approval
+    setting and timeout are applied when they are read, `McpServer.listed_tools`), and the names
+    it cannot offer a model."""
     usable: list[McpTool] = []
     skipped: list[str] = []
     for tool in tools:
         if not usable_name(server.name, tool.name):
             skipped.append(tool.name[:200])
             continue
-        hints = tool.annotations
-        annotations = McpToolAnnotations(
-            title=hints.title if hints else None,
-            **{
-                key: value
-                for key, value in (
-                    ("read_only_hint", hints.read_only_hint if hints else None),
-                    ("destructive_hint", hints.destructive_hint if hints else None),
-                    ("idempotent_hint", hints.idempotent_hint if hints else None),
-                    ("open_world_hint", hints.open_world_hint if hints else None),
-                )
-                if value is not None
-            },
-        )
+        hints = tool.annotations.model_dump(exclude_none=True) if tool.annotations else {}
         usable.append(
             McpTool(
                 name=tool_name(server.name, tool.name),
@@ -46,25 +35,10 @@ def listed(server: McpServer, tools: list[Tool]) -> tuple[list[McpTool], list[st
                 server_id=server.id or 0,
                 description=(tool.description or tool.title or "")[:2000],
                 input_schema=dict(tool.input_schema),
-                annotations=annotations,
-                needs_approval=needs_approval(server.approval, annotations),
+                annotations=McpToolAnnotations.model_validate(hints),  # the spec's defaults for the rest
             )
         )
     return usable, skipped
-
-
-def with_approval(server: McpServer) -> list[McpTool]:
-    """The stored tools with the server's current id, approval setting and timeout applied."""
-    return [
-        tool.model_copy(
-            update={
-                "server_id": server.id or 0,
-                "needs_approval": needs_approval(server.approval, tool.annotations),
-                "timeout_s": server.timeout_s,
-            }
-        )
-        for tool in server.listed_tools()
-    ]
 
 
 def connection(settings: Settings, server: McpServer) -> McpConnection:
@@ -91,7 +65,7 @@ async def all_servers(session: AsyncSession) -> list[McpServer]:
 
 async def all_tools(session: AsyncSession) -> list[McpTool]:
     """Every tool of every registered server, by name."""
-    tools = [tool for server in await all_servers(session) for tool in with_approval(server)]
+    tools = [tool for server in await all_servers(session) for tool in server.listed_tools()]
     return sorted(tools, key=lambda tool: tool.name)
 
 
@@ -108,7 +82,7 @@ async def find_tools(session: AsyncSession, names: list[str]) -> tuple[dict[str,
         if server is None:
             missing[name] = f"no MCP server named {server_name!r} is registered"
             continue
-        match = next((t for t in with_approval(server) if t.tool == tool), None)
+        match = next((t for t in server.listed_tools() if t.tool == tool), None)
         if match is None:
             missing[name] = f"MCP server {server_name!r} no longer lists a tool {tool!r}"
         else:

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AnyHttpUrl, SecretStr, StringConstraints, m
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from contracts.mcp import MCP_SEPARATOR, SERVER_NAME_PATTERN, Approval, McpTool
+from contracts.mcp import MCP_SEPARATOR, SERVER_NAME_PATTERN, Approval, McpTool, needs_approval
 from core.models.common import created_at_field, json_field, updated_at_field
 
 Transport = Literal["stdio", "http"]
@@ -138,7 +138,19 @@ class McpServer(McpServerFields, table=True):
     updated_at: datetime = updated_at_field()
 
     def listed_tools(self) -> list[McpTool]:
-        return [McpTool.model_validate({**tool, "server_id": self.id or 0}) for tool in self.tools]
+        """The tools it listed, with what this row says now: its id, its `approval` setting
+        applied to each tool's annotations, its timeout."""
+        tools = [McpTool.model_validate(tool) for tool in self.tools]
+        return [
+            tool.model_copy(
+                update={
+                    "server_id": self.id or 0,
+                    "needs_approval": needs_approval(self.approval, tool.annotations),
+                    "timeout_s": self.timeout_s,
+                }
+            )
+            for tool in tools
+        ]
 
 
 class McpServerPublic(McpServerFields):
