@@ -172,7 +172,7 @@ async def test_a_non_idempotent_call_whose_answer_is_lost_is_not_sent_again(
     assert notes.calls["count_to"] == before + 1  # sent once, never again
 
 
-async def test_a_read_only_call_is_retried_and_a_killed_stdio_server_is_started_again(
+async def test_a_killed_stdio_server_is_started_again_on_the_next_call(
     api: httpx.AsyncClient,
 ) -> None:
     name = server_name("time")
