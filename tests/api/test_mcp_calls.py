@@ -409,3 +409,16 @@ async def test_an_agent_test_calls_mcp_tools_and_refuses_what_needs_a_person(
     assert tested.status_code == 200, tested.text
     assert "needs a person's approval" in tested.json()["output"], tested.json()
     assert notes.calls["delete_note"] == before
+
+
+async def test_a_read_only_call_whose_answer_is_lost_is_sent_again(
+    api: httpx.AsyncClient, notes: NotesServer
+) -> None:
+    # The twin of the non-idempotent test above: a read-only tool may be asked again.
+    name = await notes_server(api, notes, timeout_s=1)
+    before = notes.calls["hang"]
+    retried = {**node("wait", f"{name}__hang"), "retry": {"max_attempts": 2, "initial_interval_s": 0.1}}
+    dag = await make_dag(api, {"on_failure": "fail", "nodes": [retried]})
+    body = await wait_closed(api, await start(api, dag["id"]))
+    assert body["status"] == "failed", body
+    assert notes.calls["hang"] == before + 2  # both attempts reached the server
