@@ -174,7 +174,7 @@ def build_worker(
     activities finish (none by default: tests' workers stop at once)."""
     replaced = {activity_name(fn) for fn in stand_ins}
     mcp = McpActivities(settings, McpPool())
-    own: list[Callable[..., Any]] = [*ACTIVITIES, mcp.call_tool, mcp.resolve_tools]
+    own: list[Callable[..., Any]] = [*ACTIVITIES, *mcp.activities()]
     activities = [fn for fn in own if activity_name(fn) not in replaced]
     return GoalflowWorker(
         client,

@@ -12,6 +12,12 @@ process's pool of live sessions (`core/mcp_client.py`). Its retries follow the t
   the call is not sent again: the node fails with the final `McpOutcomeUnknown` and its
   `on_failure` decides. A recorded answer is returned to a retry without calling again.
 
+A server may run a call as a task (MCP Tasks, HTTP servers only): the call then returns the
+task's handle at once (recorded like any answer, so it is never sent again), and the workflow
+polls it on durable timers with `mcp_get_task`, each poll a short read-only activity, so a tool
+that runs for an hour holds no activity slot and outlives worker restarts. Its questions are
+answered with `mcp_update_task`; a node cancelled meanwhile cancels it with `mcp_cancel_task`.
+
 The server answering `isError` is the tool's own failure: final (`McpToolFailed`), its text in
 the message. Progress notifications become heartbeat details (`progress`, `total`, `message`),
 which the Web UI and `temporal workflow describe` show on the pending activity. The connection
@@ -24,6 +30,7 @@ and pool, so the pool lives as long as the worker and is closed with it.
 import asyncio
 from typing import Any
 
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CallToolResult,
     ElicitRequest,
@@ -41,21 +48,35 @@ from activities.artifacts import tool_result
 from activities.idempotency import OutcomeUnknown, once_external
 from contracts.mcp import (
     MCP_CALL_ACTIVITY,
+    MCP_CANCEL_TASK_ACTIVITY,
+    MCP_GET_TASK_ACTIVITY,
     MCP_INPUT_REFUSED,
     MCP_OUTCOME_UNKNOWN,
     MCP_RESOLVE_ACTIVITY,
     MCP_SERVER_UNAVAILABLE,
     MCP_TOOL_FAILED,
     MCP_TOOL_UNAVAILABLE,
+    MCP_UPDATE_TASK_ACTIVITY,
+    TASK_POLL_MIN_S,
     McpCallInput,
     McpCallOutcome,
     McpInputRequired,
     McpQuestion,
+    McpTask,
+    McpTaskRef,
+    McpTaskState,
     McpTool,
 )
 from core.crypto import CryptoError
 from core.db import session_scope
-from core.mcp_client import McpConnection, McpPool, McpUnavailable, describe_failure
+from core.mcp_client import (
+    McpConnection,
+    McpPool,
+    McpUnavailable,
+    TaskHandle,
+    TaskStatus,
+    describe_failure,
+)
 from core.models.mcp_server import McpServer
 from core.settings import Settings
 from storage import mcp_servers as store
@@ -118,6 +139,16 @@ def _input_required(name: str, result: InputRequiredResult) -> McpInputRequired:
                 non_retryable=True,
             )
     return needed
+
+
+def _task(handle: TaskHandle | TaskStatus) -> McpTask:
+    interval = (handle.poll_interval_ms or 0) / 1000
+    return McpTask(
+        task_id=handle.task_id,
+        status=handle.status,
+        status_message=(handle.status_message or "")[:500],
+        poll_interval_s=max(interval, TASK_POLL_MIN_S),
+    )
 
 
 class _Beat:
@@ -208,6 +239,8 @@ class McpActivities:
             )
             if isinstance(result, InputRequiredResult):
                 return {"input_required": _input_required(params.name, result).model_dump(mode="json")}
+            if isinstance(result, TaskHandle):
+                return {"task": _task(result).model_dump(mode="json")}
             if result.is_error:
                 raise ApplicationError(
                     f"{params.name}: {_error_text(result)}", type=MCP_TOOL_FAILED, non_retryable=True
@@ -244,7 +277,88 @@ class McpActivities:
             await self._note(params.server_id, None)
         if "input_required" in output:
             return McpCallOutcome(input_required=McpInputRequired.model_validate(output["input_required"]))
+        if "task" in output:
+            return McpCallOutcome(task=McpTask.model_validate(output["task"]))
         return McpCallOutcome(result=await tool_result(params.name, output["output"]))
+
+    async def _task_request(
+        self, ref: McpTaskRef, method: str, input_responses: dict[str, Any] | None = None
+    ) -> TaskStatus | None:
+        """One request about a task; every one of them is safe to send again (a poll reads, a
+        cancel is idempotent, and a server ignores answers to questions no longer open)."""
+        connection, _ = await self._connection(ref.server_id, ref.name)
+        try:
+            client = await self._pool.client(ref.server_id, connection)
+            return await self._pool.task(
+                ref.server_id,
+                client,
+                method,  # type: ignore[arg-type]
+                ref.task_id,
+                timeout_s=30.0,
+                input_responses=input_responses,
+            )
+        except MCPError as exc:
+            if exc.code == -32602:  # the server does not know the task (any more)
+                raise ApplicationError(
+                    f"{ref.name}: the server no longer knows its task {ref.task_id} ({exc.message[:300]});"
+                    " it may have run, and it is not called again",
+                    type=MCP_OUTCOME_UNKNOWN,
+                    non_retryable=True,
+                ) from None
+            raise ApplicationError(
+                f"{ref.name}: tasks/{method} failed: {exc.message[:500]}", type=MCP_SERVER_UNAVAILABLE
+            ) from None
+        except McpUnavailable as exc:
+            raise ApplicationError(
+                f"MCP server for {ref.name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
+            ) from None
+        except Exception as exc:
+            raise ApplicationError(
+                f"{ref.name}: tasks/{method}: {describe_failure(exc)}", type=MCP_SERVER_UNAVAILABLE
+            ) from None
+
+    @activity.defn(name=MCP_GET_TASK_ACTIVITY)
+    async def get_task(self, ref: McpTaskRef) -> McpTaskState:
+        """Poll a task the server runs a call as: how it stands, its result once completed, its
+        questions while it waits for input. A failed or cancelled task fails the node."""
+        status = await self._task_request(ref, "get")
+        assert status is not None
+        task = _task(status)
+        if status.status == "completed":
+            result = CallToolResult.model_validate(status.result or {"content": []})
+            if result.is_error:
+                raise ApplicationError(
+                    f"{ref.name}: {_error_text(result)}", type=MCP_TOOL_FAILED, non_retryable=True
+                )
+            return McpTaskState(task=task, result=await tool_result(ref.name, output_of(result)))
+        if status.status in ("failed", "cancelled"):
+            why = str((status.error or {}).get("message") or status.status_message or status.status)
+            raise ApplicationError(
+                f"{ref.name}: the server's task {status.status}: {why[:MAX_ERROR_CHARS]}",
+                type=MCP_TOOL_FAILED,
+                non_retryable=True,
+            )
+        if status.status == "input_required" and status.input_requests:
+            asked = InputRequiredResult.model_validate(
+                {"resultType": "input_required", "inputRequests": status.input_requests}
+            )
+            return McpTaskState(task=task, input_required=_input_required(ref.name, asked))
+        return McpTaskState(task=task)
+
+    @activity.defn(name=MCP_UPDATE_TASK_ACTIVITY)
+    async def update_task(self, ref: McpTaskRef) -> None:
+        """Send a person's answers to a task's questions (`tasks/update`)."""
+        answers = _responses(ref.input_responses) or {}
+        dumped = {
+            key: answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for key, answer in answers.items()
+        }
+        await self._task_request(ref, "update", dumped)
+
+    @activity.defn(name=MCP_CANCEL_TASK_ACTIVITY)
+    async def cancel_task(self, ref: McpTaskRef) -> None:
+        """Ask the server to cancel a task whose node was cancelled (`tasks/cancel`)."""
+        await self._task_request(ref, "cancel")
 
     @activity.defn(name=MCP_RESOLVE_ACTIVITY)
     async def resolve_tools(self, names: list[str]) -> dict[str, McpTool]:
@@ -259,6 +373,16 @@ class McpActivities:
                 non_retryable=True,
             )
         return found
+
+    def activities(self) -> list[Any]:
+        """Every activity of this class, for the worker to register."""
+        return [
+            self.call_tool,
+            self.resolve_tools,
+            self.get_task,
+            self.update_task,
+            self.cancel_task,
+        ]
 
     async def close(self) -> None:
         """Stop every server this worker started."""

@@ -28,6 +28,19 @@ MCP_CALL_ACTIVITY = "mcp_call_tool"
 """The activity every MCP tool call runs in, from a DAG node or an agent loop."""
 MCP_RESOLVE_ACTIVITY = "resolve_mcp_tools"
 """The local activity that pins the MCP tools a run uses when it starts."""
+MCP_GET_TASK_ACTIVITY = "mcp_get_task"
+MCP_UPDATE_TASK_ACTIVITY = "mcp_update_task"
+MCP_CANCEL_TASK_ACTIVITY = "mcp_cancel_task"
+"""The activities that follow a call the server runs as a task: `tasks/get`, `tasks/update`
+(answers to its questions), `tasks/cancel`; between polls the workflow sleeps on a durable timer."""
+TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+"""MCP Tasks (SEP-2663, an extension of MCP 2026-07-28): the server may answer a `tools/call`
+with a task handle instead of the result, and the client polls it."""
+TASK_POLL_MIN_S = 1.0
+TASK_POLL_MAX_S = 30.0
+"""Polls start at the server's suggested interval (at least the minimum) and slow down by half
+each time up to the maximum (or the server's interval if it asks for more): an hour-long task
+costs about 130 polls."""
 MCP_DEFAULT_TIMEOUT_S = 120.0
 
 Approval = Literal["destructive", "always", "never"]
@@ -134,9 +147,42 @@ class McpInputRequired(BaseModel):
     request_state: str | None = None
 
 
-class McpCallOutcome(BaseModel):
-    """The `mcp_call_tool` activity's result: the tool's result, or what it needs first."""
+class McpTask(BaseModel):
+    """A call the server runs as a task (MCP Tasks): its id and how it stands."""
 
+    task_id: str
+    status: str = "working"
+    """`working`, `input_required` (the poll carries the questions), or a final one."""
+    status_message: str = ""
+    poll_interval_s: float = TASK_POLL_MIN_S
+    """The server's suggested polling interval."""
+
+
+class McpCallOutcome(BaseModel):
+    """The `mcp_call_tool` activity's result: the tool's result, what it needs first, or the task
+    the server runs it as (the workflow then polls it)."""
+
+    result: ToolResult | None = None
+    input_required: McpInputRequired | None = None
+    task: McpTask | None = None
+
+
+class McpTaskRef(BaseModel):
+    """The input of the task activities: which server's task, for which tool, and (for
+    `mcp_update_task`) the answers to its questions, keyed as it asked."""
+
+    server_id: int
+    name: str
+    """The goalflow tool name (for results and messages)."""
+    task_id: str
+    input_responses: dict[str, dict[str, Any]] | None = None
+
+
+class McpTaskState(BaseModel):
+    """The `mcp_get_task` activity's result: the task, and its result once it completed (or its
+    questions while it waits for input). A failed or cancelled task fails the activity."""
+
+    task: McpTask
     result: ToolResult | None = None
     input_required: McpInputRequired | None = None
 

@@ -21,11 +21,12 @@ import logging
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import anyio
 import httpx2
 from mcp import Client
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -39,9 +40,15 @@ from mcp_types import (
     ErrorData,
     InputRequiredResult,
     InputResponses,
+    Request,
+    RequestParams,
+    Result,
     Tool,
 )
 from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
+from pydantic import ConfigDict, Field
+
+from contracts.mcp import TASKS_EXTENSION
 
 log = logging.getLogger("goalflow.mcp")
 
@@ -88,6 +95,68 @@ async def _no_sampling(_context: Any, _params: CreateMessageRequestParams) -> Er
     return ErrorData(code=-32601, message="goalflow does not offer sampling to MCP servers")
 
 
+class TaskHandle(Result):
+    """A `tools/call` answered with a task (MCP Tasks, `resultType: "task"`)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    result_type: Literal["task"] = Field("task", alias="resultType")
+    task_id: str = Field(alias="taskId")
+    status: str = "working"
+    status_message: str | None = Field(None, alias="statusMessage")
+    poll_interval_ms: float | None = Field(None, alias="pollIntervalMs")
+
+
+class TaskStatus(Result):
+    """A `tasks/get` answer: the task, with its `result`, `error` or `inputRequests` inlined."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId")
+    status: str
+    status_message: str | None = Field(None, alias="statusMessage")
+    poll_interval_ms: float | None = Field(None, alias="pollIntervalMs")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = Field(None, alias="inputRequests")
+
+
+class _TaskParams(RequestParams):
+    task_id: str = Field(alias="taskId")
+    input_responses: dict[str, Any] | None = Field(None, alias="inputResponses")
+
+
+class _GetTask(Request[_TaskParams, Literal["tasks/get"]]):
+    method: Literal["tasks/get"] = "tasks/get"
+    name_param = "taskId"
+
+
+class _UpdateTask(Request[_TaskParams, Literal["tasks/update"]]):
+    method: Literal["tasks/update"] = "tasks/update"
+    name_param = "taskId"
+
+
+class _CancelTask(Request[_TaskParams, Literal["tasks/cancel"]]):
+    method: Literal["tasks/cancel"] = "tasks/cancel"
+    name_param = "taskId"
+
+
+class _Ack(Result):
+    model_config = ConfigDict(extra="allow")
+
+
+async def _not_here(_handle: TaskHandle, _context: ClaimContext) -> CallToolResult:
+    """Never used: calls are made with `allow_claimed`, and the workflow polls the task."""
+    raise RuntimeError("an MCP task is followed by the workflow, not inside the call")
+
+
+class _Tasks(ClientExtension):
+    """Declares MCP Tasks on every request; the handle comes back to the caller as it is."""
+
+    identifier = TASKS_EXTENSION
+
+    def claims(self) -> list[ResultClaim[Any]]:
+        return [ResultClaim(result_type="task", model=TaskHandle, resolve=_not_here)]
+
+
 def _client(connection: McpConnection, *, errlog: TextIO | None = None) -> Client:
     """A client for the connection; a stdio server's stderr goes to `errlog` (the process's own
     stderr, its log, by default)."""
@@ -109,10 +178,13 @@ def _client(connection: McpConnection, *, errlog: TextIO | None = None) -> Clien
         return Client(transport, raise_exceptions=True, cache=None, **callbacks)
     assert connection.url is not None
     http: httpx2.AsyncClient = create_mcp_http_client(headers=connection.headers or None)
+    # Only an HTTP server is offered tasks: a stdio server is a child of one worker process, so a
+    # task it ran would die with that worker, and the next poll might reach another worker's.
     return Client(
         streamable_http_client(connection.url, http_client=http),
         raise_exceptions=True,
         cache=None,
+        extensions=[_Tasks()],
         **callbacks,
     )
 
@@ -250,11 +322,12 @@ class McpPool:
         progress: ProgressFnT | None = None,
         input_responses: InputResponses | None = None,
         request_state: str | None = None,
-    ) -> CallToolResult | InputRequiredResult:
-        """Call a tool on a client from `client()`: its result, or the input the server needs
+    ) -> CallToolResult | InputRequiredResult | TaskHandle:
+        """Call a tool on a client from `client()`: its result, the input the server needs
         first (MCP 2026-07-28; the caller answers and calls again with `input_responses` and
-        `request_state`). A call that hangs past `timeout_s` or breaks the connection closes
-        the session, so the next call starts the server again."""
+        `request_state`), or the task the server runs it as (MCP Tasks; the caller polls it).
+        A call that hangs past `timeout_s` or breaks the connection closes the session, so the
+        next call starts the server again."""
         session = self._sessions.get(server_id)
         try:
             with anyio.fail_after(timeout_s):
@@ -265,10 +338,37 @@ class McpPool:
                     input_responses=input_responses,
                     request_state=request_state,
                     allow_input_required=True,
+                    allow_claimed=True,
                 )
-            if isinstance(result, CallToolResult | InputRequiredResult):
+            if isinstance(result, CallToolResult | InputRequiredResult | TaskHandle):
                 return result
             raise McpUnavailable(f"unexpected answer to tools/call: {type(result).__name__}")
+        except BaseException as exc:
+            if session is not None and not _answered_error(exc):
+                await self.discard(server_id, session)
+            raise
+
+    async def task(
+        self,
+        server_id: int,
+        client: Client,
+        method: Literal["get", "update", "cancel"],
+        task_id: str,
+        *,
+        timeout_s: float,
+        input_responses: dict[str, Any] | None = None,
+    ) -> TaskStatus | None:
+        """`tasks/get` (the task as it stands), `tasks/update` (answers to its questions) or
+        `tasks/cancel` on a server's task; a broken connection closes the session like a call."""
+        params = _TaskParams(taskId=task_id, inputResponses=input_responses)
+        session = self._sessions.get(server_id)
+        try:
+            with anyio.fail_after(timeout_s):
+                if method == "get":
+                    return await client.session.send_request(_GetTask(params=params), TaskStatus)
+                request = _UpdateTask(params=params) if method == "update" else _CancelTask(params=params)
+                await client.session.send_request(request, _Ack)
+                return None
         except BaseException as exc:
             if session is not None and not _answered_error(exc):
                 await self.discard(server_id, session)

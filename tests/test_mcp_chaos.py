@@ -1,7 +1,8 @@
 """kill -9 of the worker in the middle of an MCP call, under the real `make run` supervisor: the
 call in flight is not sent again (its outcome is unknown, so the node fails for `on_failure` to
-decide), the call that completed before the kill is not repeated, and the stdio server the killed
-worker had started does not outlive it."""
+decide), the call that completed before the kill is not repeated, the stdio server the killed
+worker had started does not outlive it, and a call the server runs as a task (MCP Tasks) is
+polled to its result by the restarted worker without being sent again."""
 
 import asyncio
 import os
@@ -64,6 +65,7 @@ async def test_a_worker_killed_mid_call_sends_no_call_twice_and_leaks_no_server(
                 await until(lambda: notes.calls["count_to"] == 1, "the long call in flight", launcher, 90)
                 stdio = _marked(marker)
                 assert stdio, "the worker started the stdio server"
+                tasks_at_kill = [task["status"] for task in notes.tasks.tasks.values()]
                 os.kill(launcher.pids("worker")[-1], signal.SIGKILL)
                 await until(lambda: len(launcher.pids("worker")) > 1, "the worker's restart", launcher, 60)
 
@@ -80,6 +82,9 @@ async def test_a_worker_killed_mid_call_sends_no_call_twice_and_leaks_no_server(
     nodes = {n["id"]: n for n in body["nodes"]}
     assert nodes["first"]["status"] == "succeeded" and nodes["now"]["status"] == "succeeded", body
     assert nodes["count"]["status"] == "failed", body
+    assert tasks_at_kill == ["working"]  # the task outlived the worker that started it...
+    assert nodes["job"]["status"] == "succeeded" and nodes["job"]["output"] == {"result": "worked 6 s"}, body
+    assert notes.calls["long_job"] == 1  # ...and the restarted worker polled it, not called again
     assert "McpOutcomeUnknown" in nodes["count"]["error"], nodes["count"]
     assert notes.calls["count_to"] == 1  # the call cut by the kill was not sent again
     assert notes.calls["append_note"] == 1  # the completed call was not repeated
@@ -112,5 +117,6 @@ def _spec(notes: str, time: str) -> dict[str, Any]:
             {"id": "first", "tool": f"{notes}__append_note", "input": {"text": "before the kill"}},
             {"id": "now", "tool": f"{time}__get_current_time", "input": {"timezone": "UTC"}},
             {"id": "count", "tool": f"{notes}__count_to", "input": {"n": 20}, "depends_on": ["first", "now"]},
+            {"id": "job", "tool": f"{notes}__long_job", "input": {"seconds": 6}},
         ],
     }

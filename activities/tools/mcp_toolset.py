@@ -15,6 +15,7 @@ the model too, which can go on without the call; a call whose outcome is unknown
 Outside a workflow (an agent run inside an activity) no MCP tool is offered.
 """
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,12 +37,20 @@ from contracts.mcp import (
     MAX_INPUT_ROUNDS,
     MCP_CALL_ACTIVITY,
     MCP_CALL_REJECTED,
+    MCP_CANCEL_TASK_ACTIVITY,
+    MCP_GET_TASK_ACTIVITY,
     MCP_INPUT_REFUSED,
     MCP_OUTCOME_UNKNOWN,
     MCP_TOOL_FAILED,
+    MCP_UPDATE_TASK_ACTIVITY,
+    TASK_POLL_MAX_S,
     McpCallInput,
     McpCallOutcome,
+    McpInputRequired,
     McpQuestion,
+    McpTask,
+    McpTaskRef,
+    McpTaskState,
     McpTool,
 )
 from contracts.retries import TOOL_RETRY
@@ -50,6 +59,11 @@ from contracts.tools import AgentToolDeps, ToolResult
 TOOLSET_ID = "goalflow_mcp"
 MAX_RETRIES = 2
 """Times the model may be told a call failed (bad input, the tool's own error) and try again."""
+TASK_REQUEST_TIMEOUT = timedelta(seconds=30)
+TASK_POLL_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+"""A poll reads: it is tried until the server answers (a server down for a while costs nothing
+but polls), or until the server says it does not know the task (final)."""
+TASK_CANCEL_RETRY = RetryPolicy(maximum_attempts=3)
 
 
 @dataclass(frozen=True)
@@ -107,37 +121,111 @@ async def call_durably(
             retry_policy=retry_policy,
             summary=summary,
         )
+        if outcome.task is not None:
+            # New in a call's outcome: histories from before tasks never reach this branch.
+            return await follow_task(mcp, outcome.task, gate=gate, activity_id=activity_id, summary=summary)
         needed = outcome.input_required
         if needed is None:
             if outcome.result is None:
                 raise ApplicationError(f"{mcp.name}: no result", type=MCP_TOOL_FAILED, non_retryable=True)
             return outcome.result
-        if needed.questions and gate is None:
-            raise ApplicationError(
-                f"{mcp.name} asks a person ({needed.questions[0].message[:200]}), which this run cannot do",
-                type=MCP_INPUT_REFUSED,
-                non_retryable=True,
-            )
-        responses = {key: {"roots": []} for key in needed.roots}
-        for question in needed.questions:
-            assert gate is not None
-            decision = await gate.ask(mcp, question)
-            if decision.fail:
-                raise ApplicationError(
-                    f"{mcp.name}: {decision.comment or 'not answered'}",
-                    type=MCP_INPUT_REFUSED,
-                    non_retryable=True,
-                )
-            answer: dict[str, Any] = {"action": decision.action}
-            if decision.action == "accept":
-                answer["content"] = decision.content or {}
-            responses[question.key] = answer
+        responses = await _answers(mcp, needed, gate)
         state = needed.request_state
     raise ApplicationError(
         f"{mcp.name}: still asking after {MAX_INPUT_ROUNDS} rounds of answers",
         type=MCP_INPUT_REFUSED,
         non_retryable=True,
     )
+
+
+async def _answers(mcp: McpTool, needed: McpInputRequired, gate: McpGate | None) -> dict[str, dict[str, Any]]:
+    """A person's answers to a tool's questions (through `gate`), and no roots."""
+    if needed.questions and gate is None:
+        raise ApplicationError(
+            f"{mcp.name} asks a person ({needed.questions[0].message[:200]}), which this run cannot do",
+            type=MCP_INPUT_REFUSED,
+            non_retryable=True,
+        )
+    responses: dict[str, dict[str, Any]] = {key: {"roots": []} for key in needed.roots}
+    for question in needed.questions:
+        assert gate is not None
+        decision = await gate.ask(mcp, question)
+        if decision.fail:
+            raise ApplicationError(
+                f"{mcp.name}: {decision.comment or 'not answered'}",
+                type=MCP_INPUT_REFUSED,
+                non_retryable=True,
+            )
+        answer: dict[str, Any] = {"action": decision.action}
+        if decision.action == "accept":
+            answer["content"] = decision.content or {}
+        responses[question.key] = answer
+    return responses
+
+
+async def follow_task(
+    mcp: McpTool,
+    task: McpTask,
+    *,
+    gate: McpGate | None,
+    activity_id: str | None,
+    summary: str,
+) -> ToolResult:
+    """Follow a call the server runs as a task until it ends: a durable timer, then one short
+    `mcp_get_task` poll, again (at the server's interval, slowing down by half up to
+    `TASK_POLL_MAX_S`). Nothing holds an activity slot between polls and a worker restart loses
+    nothing: the task id is in the history. Questions the task asks are put to a person like a
+    call's and answered with `mcp_update_task` (each once); a node cancelled meanwhile (a
+    cancelled execution, a failed sibling, a deadline) sends `tasks/cancel` before it ends."""
+    ref = McpTaskRef(server_id=mcp.server_id, name=mcp.name, task_id=task.task_id)
+    interval = task.poll_interval_s
+    answered: set[str] = set()
+    polls = 0
+    try:
+        while True:
+            await workflow.sleep(timedelta(seconds=interval))
+            polls += 1
+            state: McpTaskState = await workflow.execute_activity(
+                MCP_GET_TASK_ACTIVITY,
+                ref,
+                result_type=McpTaskState,
+                activity_id=f"{activity_id}-task-{polls}" if activity_id else None,
+                start_to_close_timeout=TASK_REQUEST_TIMEOUT,
+                retry_policy=TASK_POLL_RETRY,
+                summary=f"{summary}: task {task.task_id[:12]}",
+            )
+            if state.result is not None:
+                return state.result
+            needed = state.input_required
+            if needed is not None:
+                needed.questions = [q for q in needed.questions if q.key not in answered]
+                needed.roots = [key for key in needed.roots if key not in answered]
+                if needed.questions or needed.roots:
+                    responses = await _answers(mcp, needed, gate)
+                    answered.update(responses)
+                    await workflow.execute_activity(
+                        MCP_UPDATE_TASK_ACTIVITY,
+                        ref.model_copy(update={"input_responses": responses}),
+                        activity_id=f"{activity_id}-task-{polls}-answer" if activity_id else None,
+                        start_to_close_timeout=TASK_REQUEST_TIMEOUT,
+                        retry_policy=TASK_POLL_RETRY,
+                        summary=f"{summary}: answer task {task.task_id[:12]}",
+                    )
+            ceiling = max(TASK_POLL_MAX_S, state.task.poll_interval_s)
+            interval = min(max(state.task.poll_interval_s, interval * 1.5), ceiling)
+    except asyncio.CancelledError:
+        try:
+            await workflow.execute_activity(
+                MCP_CANCEL_TASK_ACTIVITY,
+                ref,
+                activity_id=f"{activity_id}-task-cancel" if activity_id else None,
+                start_to_close_timeout=TASK_REQUEST_TIMEOUT,
+                retry_policy=TASK_CANCEL_RETRY,
+                summary=f"{summary}: cancel task {task.task_id[:12]}",
+            )
+        except ActivityError as exc:  # cancelling is a courtesy: the node is cancelled either way
+            workflow.logger.warning("%s: tasks/cancel failed: %s", mcp.name, exc.cause or exc)
+        raise
 
 
 _offered: ContextVar[dict[str, McpTool] | None] = ContextVar("goalflow_mcp_offered", default=None)

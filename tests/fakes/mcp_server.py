@@ -3,8 +3,9 @@
 It counts every call it receives (so a test sees a call arrive exactly once), can require a header
 (so a test sees the registered secret reach it), and offers tools with each kind of annotation:
 read-only `lookup`, non-idempotent `append_note`, destructive `delete_note`, a slow `count_to`
-that reports progress, `sign_guestbook`, which asks a person first (MCP elicitation), and `hang`,
-which never answers.
+that reports progress, `sign_guestbook`, which asks a person first (MCP elicitation), `hang`,
+which never answers, and two tools it runs as MCP Tasks for a client that declares them
+(`long_job`, `confirm_job`, which asks a person mid-task: `tests/fakes/mcp_tasks.py`).
 """
 
 import asyncio
@@ -16,9 +17,12 @@ from typing import Annotated, Any
 
 import uvicorn
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tests.fakes.mcp_tasks import TaskRunner
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False)
 APPENDS = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False)
@@ -48,13 +52,14 @@ class NotesServer:
         """The thread serving it (joined by `stop`)."""
         self.release = threading.Event()
         """Set to let a `count_to` in flight finish early (tests that kill a worker mid-call)."""
+        self.tasks = TaskRunner()
 
     def _record(self, tool: str, arguments: dict[str, Any]) -> None:
         self.calls[tool] += 1
         self.arguments.append((tool, arguments))
 
     def build(self) -> MCPServer:
-        server = MCPServer("notes", instructions="Keeps short notes.")
+        server = MCPServer("notes", instructions="Keeps short notes.", extensions=[self.tasks])
 
         @server.tool(annotations=READ_ONLY)
         def lookup(word: str) -> str:
@@ -97,6 +102,25 @@ class NotesServer:
                 return f"not signed ({who.action})"
             self.notes.append(f"guest {who.data.name}")
             return f"signed by {who.data.name} ({who.data.visits} visits)"
+
+        @server.tool(annotations=APPENDS)
+        async def long_job(seconds: float) -> str:
+            """Work for a while (run as a task for a client that can poll one)."""
+            self._record("long_job", {"seconds": seconds})
+            if seconds < 0:
+                raise ToolError(f"seconds must not be negative, not {seconds:g}")
+            deadline = time.monotonic() + seconds
+            # `release` is a threading.Event (set from the test's thread): polled, not awaited.
+            while time.monotonic() < deadline and not self.release.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            self.notes.append(f"worked {seconds:g} s")
+            return f"worked {seconds:g} s"
+
+        @server.tool(annotations=APPENDS)
+        def confirm_job(item: str) -> str:
+            """Run a job a person confirms mid-way (only as a task)."""
+            self._record("confirm_job", {"item": item})
+            raise ValueError("confirm_job runs only as a task")
 
         @server.tool(annotations=READ_ONLY)
         async def hang() -> str:
