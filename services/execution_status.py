@@ -80,9 +80,15 @@ def dag_closed_clause(status: ExecutionStatus) -> str:
 AGENT_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+(?:-fallback-\d+)?$")
 """An `agent_request` activity of a DAG node: `<node id>-<attempt>-agent-<try>`, and
 `...-fallback-<n>` for its fallback models."""
+AGENT_MCP_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+-mcp-\d+(?:-input-\d+)?$")
+"""An agent node's `mcp_call_tool` activity: `<node id>-<attempt>-agent-<try>-mcp-<n>`."""
 MCP_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+(?:-input-\d+)?$")
 """A tool node's `mcp_call_tool` activity: `<node id>-<attempt>`, `-input-<n>` after answers."""
+MCP_TASK_ACTIVITY = re.compile(r"^(?P<node>.+?)-\d+(?:-agent-\d+-mcp-\d+)?-task-(?:\d+|\d+-answer|cancel)$")
+"""The polls of a task an MCP server runs a node's call as (`...-task-<n>`)."""
 NODE_ACTIVITIES = (
+    AGENT_MCP_ACTIVITY,
+    MCP_TASK_ACTIVITY,
     AGENT_ACTIVITY,
     re.compile(r"^(?P<node>.+)-\d+-input-\d+$"),
     re.compile(r"^(?P<node>.+)-\d+-load-\d+$"),
@@ -105,8 +111,8 @@ async def provider_waits(
     nodes: list[NodeState], description: WorkflowExecutionDescription, converter: DataConverter
 ) -> list[NodeState]:
     """`nodes`, the running ones whose model request is queued for provider capacity marked
-    ("waiting for provider capacity (...)"), and a running MCP tool node's last reported
-    progress as its `progress`.
+    ("waiting for provider capacity (...)"), and the last progress an MCP tool reported to a
+    running node (a tool node, or an agent node's call) as its `progress`.
 
     The waiting activity says so in its heartbeat details (`contracts/provider_limits.py`), which
     `describe` answers with the workflow's pending activities. An `agent_request` activity names
@@ -129,7 +135,7 @@ async def provider_waits(
         if wait is not None:
             waits[activity.activity_id] = wait
         elif activity.activity_type.name == MCP_CALL_ACTIVITY and details and isinstance(details[0], dict):
-            node_id = _node_of(activity.activity_id, running, [MCP_ACTIVITY])
+            node_id = _node_of(activity.activity_id, running, [AGENT_MCP_ACTIVITY, MCP_ACTIVITY])
             if node_id is not None:  # an MCP tool's progress notifications (activities/mcp.py)
                 progress[node_id] = {k: details[0].get(k) for k in ("progress", "total", "message")}
     if progress:

@@ -188,7 +188,8 @@ class NodeRunner:
             )
             bounded = asyncio.wait_for(run, node.timeout_s) if node.timeout_s is not None else run
             try:
-                with approvals(self.tool_gate(node.id)) if self.tool_gate else nullcontext():
+                prefix = f"{key}-agent-{attempt}" if key else None
+                with approvals(self.tool_gate(node.id), prefix) if self.tool_gate else nullcontext():
                     result = await bounded
                 break
             except (FailureError, TimeoutError):

@@ -228,8 +228,25 @@ async def follow_task(
         raise
 
 
+AGENT_CALL_IDS_PATCH = "agent-mcp-call-ids"
+"""Agent MCP calls got activity ids naming their node (before: the SDK's numbered ids)."""
+
+
+class _CallIds:
+    """Activity ids for one agent run's MCP calls: `<prefix>-mcp-<n>`, in call order."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.count = 0
+
+    def next(self) -> str:
+        self.count += 1
+        return f"{self.prefix}-mcp-{self.count}"
+
+
 _offered: ContextVar[dict[str, McpTool] | None] = ContextVar("goalflow_mcp_offered", default=None)
 _gate: ContextVar[McpGate | None] = ContextVar("goalflow_mcp_gate", default=None)
+_ids: ContextVar[_CallIds | None] = ContextVar("goalflow_mcp_ids", default=None)
 _ANY_ARGS = SchemaValidator(core_schema.dict_schema())
 """The model's arguments go as they are: the server checks them against its own schema."""
 
@@ -245,13 +262,16 @@ def offering(tools: list[McpTool]) -> Iterator[None]:
 
 
 @contextmanager
-def approvals(gate: McpGate) -> Iterator[None]:
+def approvals(gate: McpGate, activity_prefix: str | None = None) -> Iterator[None]:
     """Ask `gate` before any call that needs a person's approval (and for a tool's questions),
-    inside this block."""
+    inside this block; name the calls' activities `<activity_prefix>-mcp-<n>` (so a node's
+    status can show a call's progress)."""
     token = _gate.set(gate)
+    ids = _ids.set(_CallIds(activity_prefix) if activity_prefix else None)
     try:
         yield
     finally:
+        _ids.reset(ids)
         _gate.reset(token)
 
 
@@ -306,11 +326,14 @@ class McpToolset(AbstractToolset[AgentToolDeps | None]):
             if not decision.approved:
                 why = f": {decision.comment}" if decision.comment else ""
                 return f"A person rejected this call to {name}{why}. It was not made; do not try it again."
+        ids = _ids.get()
+        activity_id = ids.next() if ids is not None and workflow.patched(AGENT_CALL_IDS_PATCH) else None
         try:
             result = await call_durably(
                 mcp,
                 tool_args,
                 gate=_gate.get(),
+                activity_id=activity_id,
                 call_timeout=timedelta(seconds=mcp.timeout_s),
                 retry_policy=TOOL_RETRY,
                 summary=f"call tool: {name}",

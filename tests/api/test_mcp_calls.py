@@ -246,6 +246,27 @@ async def test_progress_reaches_the_heartbeat(
     assert body["status"] == "succeeded", body
 
 
+async def test_an_agents_call_shows_its_progress_on_the_agent_node(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, notes: NotesServer
+) -> None:
+    name = await notes_server(api, notes, approval="never")
+    tool = f"{name}__count_to"
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"], tools=[tool])
+    fake_llm.handlers[agent["model"]] = agent_script(tool, {"n": 6})
+    dag = await make_dag(api, {"nodes": [{"id": "count", "agent": agent["name"], "prompt": "Count."}]})
+    execution_id = await start(api, dag["id"])
+    shown: dict[str, Any] = {}
+    for _ in range(60):
+        shown = (await api.get(f"/api/v1/dag-executions/{execution_id}")).json()["nodes"][0]
+        if shown.get("progress"):
+            break
+        await asyncio.sleep(0.1)
+    assert shown["status"] == "running" and shown["progress"]["total"] == 6, shown
+    body = await wait_closed(api, execution_id)
+    assert body["status"] == "succeeded", body
+
+
 async def test_a_tool_a_server_stopped_listing_fails_the_next_run_readably(
     api: httpx.AsyncClient, notes: NotesServer, client: Client, settings: Settings
 ) -> None:
