@@ -41,7 +41,7 @@ from activities.providers import validate_provider
 from activities.store import load_agent_snapshot, resolve_agent_snapshots
 from activities.tools.registry import TOOL_ACTIVITIES
 from contracts.errors import WorkflowBug
-from core import metrics, observability, versioning
+from core import metrics, observability, payload_blobs, versioning
 from core.gc_tuning import freeze_startup_heap
 from core.logs import setup_logging
 from core.mcp_client import McpPool
@@ -226,10 +226,12 @@ async def main() -> None:
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     worker = build_worker(client, settings, drain=timedelta(seconds=WORKER_DRAIN_S))
-    stopping: list[asyncio.Task[None]] = []  # holds the shutdown task while it runs
+    stopping: list[asyncio.Task[None]] = []  # holds the pruning and shutdown tasks while they run
     freeze_startup_heap()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
     polling = asyncio.create_task(worker.run())
+    # Large payloads' stored pieces of runs Temporal no longer holds go too (core/payload_blobs.py).
+    stopping.append(asyncio.create_task(payload_blobs.prune_forever(settings, client)))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Stop polling, let running activities finish (WORKER_DRAIN_S), then exit.

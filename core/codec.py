@@ -36,6 +36,8 @@ class CodecKey:
 
     id: str
     aead: AESGCM
+    digest_key: bytes = b""
+    """A key derived from this one for keyed hashes (core/payload_blobs.py), never the key."""
 
 
 def key_id(key: bytes) -> str:
@@ -58,7 +60,8 @@ def parse_keys(value: str) -> list[CodecKey]:
             raise CodecKeyError(f"entry {position} is not URL-safe base64") from None
         if len(raw) != 32:
             raise CodecKeyError(f"entry {position} is {len(raw)} bytes, not a 32-byte AES-256 key")
-        keys.append(CodecKey(id=key_id(raw), aead=AESGCM(raw)))
+        digest_key = hashlib.sha256(b"goalflow-codec-digest-key:" + raw).digest()
+        keys.append(CodecKey(id=key_id(raw), aead=AESGCM(raw), digest_key=digest_key))
     if not keys:
         raise CodecKeyError("holds no key")
     return keys
@@ -74,6 +77,11 @@ class EncryptionCodec(PayloadCodec):
             raise CodecKeyError("holds no key")
         self._current = keys[0]
         self._by_id = {key.id: key for key in keys}
+
+    @property
+    def digest_key(self) -> bytes:
+        """The encrypting key's derived key for keyed hashes."""
+        return self._current.digest_key
 
     @property
     def key_ids(self) -> list[str]:

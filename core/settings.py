@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     codec_keys: SecretStr | None = None
     """AES-256 keys (URL-safe base64, comma-separated, newest first) for Temporal payloads."""
+    payload_blob_threshold_bytes: int = Field(default=16 * 1024, ge=1024, le=2 * 1024 * 1024)
+    """A Temporal payload this large or larger keeps its pieces in the database and only their
+    references in the history (core/payload_blobs.py); smaller ones stay inline."""
     telegram_bot_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_allowed_user_ids: IntList = []

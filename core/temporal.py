@@ -14,6 +14,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from contracts.search import SEARCH_ATTRIBUTES
 from core import metrics, observability
 from core.codec import codec_from_setting
+from core.payload_blobs import blob_codec
 from core.settings import Settings
 from core.stream_polls import SharedStreamPolls
 
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 
 def data_converter(settings: Settings) -> DataConverter:
     """pydantic-ai's payload converter with the CODEC_KEYS codec (PydanticAIPlugin keeps both), so
-    payloads, summaries and failure messages are ciphertext in Temporal's store."""
+    payloads, summaries and failure messages are ciphertext in Temporal's store, after large
+    payloads left their pieces in the database (core/payload_blobs.py)."""
     codec = codec_from_setting(settings.codec_keys.get_secret_value() if settings.codec_keys else None)
+    blobs = blob_codec(settings, codec)
     if codec is None:
-        return DataConverter(payload_converter_class=PydanticAIPayloadConverter)
+        return DataConverter(payload_converter_class=PydanticAIPayloadConverter, payload_codec=blobs)
     return DataConverter(
         payload_converter_class=PydanticAIPayloadConverter,
-        payload_codec=codec,
+        payload_codec=blobs,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

@@ -46,6 +46,7 @@ from contracts.workflow_names import (
     DAG_STATUS_QUERY,
     DAG_WORKFLOW,
 )
+from core import payload_blobs
 from core.db import session_scope
 from core.errors import Conflict, DomainError, NotFound, Upstream
 from core.settings import Settings
@@ -373,4 +374,5 @@ async def delete(session: AsyncSession, client: Client, execution_id: str) -> No
     finally:
         lists_changed()
     await final_states.forget(session, execution_id)
-    await dag_event_stream.forget(session, execution_id)  # commits both
+    await payload_blobs.forget(session, [execution_id])  # its large payloads' stored pieces
+    await dag_event_stream.forget(session, execution_id)  # commits all three

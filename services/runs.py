@@ -7,6 +7,7 @@ its workflow id (`goal-<goalId>-<shortid>`, or `goal-<goalId>-<time>` when a sch
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.api.common.v1 import message_pb2 as common
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import (
@@ -25,6 +26,7 @@ from contracts.goals import RUN_KIND_GOAL, GoalProgress, GoalRunResult, GoalStep
 from contracts.runs import RunDetail, RunFailure, RunStatus, RunSummary
 from contracts.search import GOAL_ID
 from contracts.workflow_names import DAG_STATUS_QUERY, GOAL_STEPS_QUERY, GOAL_WORKFLOW
+from core import payload_blobs
 from core.errors import Conflict, NotFound
 from core.settings import Settings
 from services.execution_status import VISIBILITY_STATUS, run_status, run_status_clause
@@ -254,9 +256,10 @@ async def get_steps(client: Client, run_id: str) -> GoalProgress:
     return progress
 
 
-async def delete_run(client: Client, run_id: str) -> None:
-    """Delete a closed run's history. A running one is refused (409): a DELETE never stops work,
-    `cancel_run` does (the same rule as DAG executions and goals)."""
+async def delete_run(session: AsyncSession, client: Client, run_id: str) -> None:
+    """Delete a closed run's history (and its large payloads' stored pieces). A running one is
+    refused (409): a DELETE never stops work, `cancel_run` does (the same rule as DAG executions
+    and goals)."""
     description = await _describe(client, run_id)
     if _status(description.status) == RunStatus.running:
         raise Conflict(f"run {run_id} is running; cancel it first (POST /api/v1/runs/{run_id}/cancel)")
@@ -271,6 +274,8 @@ async def delete_run(client: Client, run_id: str) -> None:
         raise rpc_error(exc, what=f"run {run_id}") from None
     finally:
         lists_changed()
+    await payload_blobs.forget(session, [run_id])
+    await session.commit()
 
 
 async def cancel_run(client: Client, run_id: str) -> None:

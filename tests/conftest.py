@@ -143,8 +143,14 @@ def settings(
 
 @pytest_asyncio.fixture(scope="session")
 async def client(settings: Settings, temporal_env: WorkflowEnvironment) -> Client:
-    """A Temporal client with goalflow's plugins."""
-    return temporal_env.client
+    """A Temporal client with goalflow's plugins and the session's data converter (its codec keeps
+    large payloads' pieces in the session's database, which `temporal_env` predates)."""
+    return Client(
+        temporal_env.client.service_client,
+        namespace=temporal_env.client.namespace,
+        data_converter=data_converter(settings),
+        plugins=[PydanticAIPlugin()],
+    )
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -37,6 +37,7 @@ from temporalio.api.common.v1 import Payload
 from api.deps import SettingsDep
 from api.errors import errors
 from core.codec import CodecKeyError, EncryptionCodec, codec_from_setting
+from core.payload_blobs import blob_codec
 from core.settings import Settings
 
 PREFIX = "/api/v1/codec"
@@ -164,13 +165,14 @@ async def encode(body: PayloadsJson, settings: SettingsDep) -> PayloadsJson:
 
 @router.post("/decode", dependencies=[Depends(require_codec_access)], responses=errors(401, 409))
 async def decode(body: PayloadsJson, settings: SettingsDep) -> PayloadsJson:
-    """Decrypt payloads with whichever key wrote them; ones the codec did not write pass through."""
-    codec = _codec(settings)
+    """Decrypt payloads with whichever key wrote them (and put a large one's stored pieces back);
+    ones the codec did not write pass through."""
+    codec = blob_codec(settings, _codec(settings))  # puts a large payload's stored pieces back
     decoded = []
     for i, payload in enumerate(_to_protos(body)):
         try:
-            decoded.append(codec.decrypt(payload))
-        except CodecKeyError as exc:
+            decoded.extend(await codec.decode([payload]))
+        except (CodecKeyError, LookupError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"payloads[{i}]: {exc}") from None
     return _to_json(decoded)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.deps import MAX_DB_ID, SettingsDep, TemporalDep
+from api.deps import MAX_DB_ID, SessionDep, SettingsDep, TemporalDep
 from api.paging import CURSOR_HEADERS, CursorPageDep, link_next
 from contracts.goals import GoalProgress
 from contracts.runs import RunDetail, RunStatus, RunSummary
@@ -77,9 +77,9 @@ async def run_events_stream(
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_run(run_id: RunIdPath, client: TemporalDep) -> Response:
+async def delete_run(run_id: RunIdPath, session: SessionDep, client: TemporalDep) -> Response:
     """Delete a closed run's history; a running run is a 409 (cancel it first)."""
-    await service.delete_run(client, run_id)
+    await service.delete_run(session, client, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

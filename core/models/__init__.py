@@ -10,6 +10,7 @@ from core.models.live_event import LiveEvent
 from core.models.mcp_server import McpServer, McpServerCreate, McpServerPublic, McpServerUpdate
 from core.models.memory import Memory, MemoryCreate, MemoryPublic
 from core.models.message import Message, MessageCreate, MessagePublic, MessageStatus
+from core.models.payload_blob import PayloadBlob, PayloadBlobLink
 from core.models.provider import (
     ConnectionStatus,
     Provider,
@@ -53,6 +54,8 @@ __all__ = [
     "MessageCreate",
     "MessagePublic",
     "MessageStatus",
+    "PayloadBlob",
+    "PayloadBlobLink",
     "Provider",
     "ProviderCreate",
     "ProviderKind",

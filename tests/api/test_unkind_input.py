@@ -204,7 +204,8 @@ async def test_ids_are_never_given_again_after_a_delete_on_postgresql_and_sqlite
             made = await http.post("/api/v1/dags", json={"spec": {"name": unique("ids"), "nodes": [node]}})
             assert made.status_code == 201, made.text
             ids.append(made.json()["id"])
-        assert (await http.delete(f"/api/v1/dags/{ids[-1]}")).status_code == 204
+        deleted = await http.delete(f"/api/v1/dags/{ids[-1]}")
+        assert deleted.status_code == 204, (http is sqlite_api, deleted.text)
         again = await http.post("/api/v1/dags", json={"spec": {"name": unique("ids"), "nodes": [node]}})
         assert again.json()["id"] > ids[-1]  # the deleted DAG's executions name its id
 

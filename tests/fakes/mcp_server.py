@@ -4,8 +4,9 @@ It counts every call it receives (so a test sees a call arrive exactly once), ca
 (so a test sees the registered secret reach it), and offers tools with each kind of annotation:
 read-only `lookup`, non-idempotent `append_note`, destructive `delete_note`, a slow `count_to`
 that reports progress, `sign_guestbook`, which asks a person first (MCP elicitation), `hang`,
-which never answers, and two tools it runs as MCP Tasks for a client that declares them
-(`long_job`, `confirm_job`, which asks a person mid-task: `tests/fakes/mcp_tasks.py`).
+which never answers, `read_page`, 48 KB of text, and two tools it runs as MCP Tasks for a client
+that declares them (`long_job`, `confirm_job`, which asks a person mid-task:
+`tests/fakes/mcp_tasks.py`).
 """
 
 import asyncio
@@ -121,6 +122,13 @@ class NotesServer:
             """Run a job a person confirms mid-way (only as a task)."""
             self._record("confirm_job", {"item": item})
             raise ValueError("confirm_job runs only as a task")
+
+        @server.tool(annotations=READ_ONLY)
+        def read_page(page: int) -> str:
+            """One page of a long document: 48 KB of text."""
+            self._record("read_page", {"page": page})
+            line = f"page {page}: " + "lorem ipsum dolor sit amet " * 3
+            return (line + "\n") * (48 * 1024 // (len(line) + 1))
 
         @server.tool(annotations=READ_ONLY)
         async def hang() -> str:

@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from core.codec import EncryptionCodec, codec_from_setting
+from core.payload_blobs import ENCODING
 from core.settings import Settings
 from core.temporal import data_converter
 from tests.conftest import CODEC_KEYS
@@ -89,6 +90,8 @@ def _decrypt_payloads(message: Message, codec: EncryptionCodec) -> None:
         for item in items:
             if isinstance(item, Payload):
                 item.CopyFrom(codec.decrypt(item))
+                # A kept history must replay without this session's database: no stored pieces.
+                assert item.metadata.get("encoding") != ENCODING, "a kept history refers to stored pieces"
             else:
                 _decrypt_payloads(item, codec)
 
