@@ -29,6 +29,9 @@ from core.db import dispose_engines
 from core.launcher import HELD_AFTER_ATTEMPTS, HELD_AFTER_KEY
 from core.settings import Settings, get_settings
 from core.temporal import data_converter
+from tests.fakes.mcp_server import NotesServer
+from tests.fakes.mcp_server import start as serve_notes
+from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI, start
 from worker import build_worker
 
@@ -202,3 +205,13 @@ def unique(prefix: str) -> str:
 def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Capture everything so secret-leak tests see every log line."""
     caplog.set_level(logging.DEBUG)
+
+
+@pytest.fixture(scope="module")
+def notes() -> Iterator[NotesServer]:
+    """Our Streamable HTTP MCP server (tests/fakes/mcp_server.py), one per test module."""
+    fake = NotesServer()
+    server = serve_notes(fake)
+    yield fake
+    fake.release.set()  # a long tool still in flight ends now
+    stop_notes(fake, server)

@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,3 +225,23 @@ def running_launcher(cwd: Path, **overrides: str) -> Iterator[Launcher]:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def stack_api(
+    cwd: Path, database_url: str, settings: Settings, timeout_s: float = 60
+) -> AsyncIterator[tuple[Launcher, httpx.AsyncClient]]:
+    """`running_launcher` on the session's database, token and encryption keys, with an API client
+    authenticated for it (the chaos tests' stack)."""
+    assert settings.api_token is not None and settings.encryption_keys is not None
+    token = settings.api_token.get_secret_value()
+    with running_launcher(
+        cwd,
+        DATABASE_URL=database_url,
+        API_TOKEN=token,
+        ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
+    ) as launcher:
+        async with httpx.AsyncClient(
+            base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
+        ) as http:
+            yield launcher, http

@@ -8,19 +8,19 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.client import Client
 
 from core.settings import Settings
 from core.temporal import connect
+from tests.api.dag_helpers import make_dag, start
 from tests.api.test_long_conversations import reader
 from tests.fakes.mcp_server import NotesServer, url
 from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
-from tests.stack import running_launcher, until
+from tests.stack import stack_api, until
 
 pytestmark = pytest.mark.slow
 
@@ -30,58 +30,39 @@ CALLS = 100
 async def test_a_worker_killed_mid_loop_finishes_it_without_repeating_what_was_done(
     database_url: str, settings: Settings, fake_llm: FakeOpenAI, tmp_path: Path
 ) -> None:
-    assert settings.api_token is not None and settings.encryption_keys is not None
     notes = NotesServer()
     server = serve_notes(notes)
-    token = settings.api_token.get_secret_value()
     try:
-        with running_launcher(
-            tmp_path,
-            DATABASE_URL=database_url,
-            API_TOKEN=token,
-            ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-        ) as launcher:
-            async with httpx.AsyncClient(
-                base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as http:
-                name = f"pages{os.getpid()}"
-                registered = await http.post(
-                    "/api/v1/mcp-servers",
-                    json={"name": name, "transport": "http", "url": url(notes), "approval": "never"},
-                )
-                assert registered.status_code == 201, registered.text
-                tool = f"{name}__read_page"
-                provider = await make_provider(http, fake_llm)
-                agent = await make_agent(http, provider["id"], tools=[tool], max_requests=CALLS + 10)
-                fake_llm.handlers[agent["model"]] = reader(tool, CALLS)
-                dag = await http.post(
-                    "/api/v1/dags",
-                    json={
-                        "spec": {
-                            "name": f"loop-{os.getpid()}",
-                            "nodes": [{"id": "read", "agent": agent["name"], "prompt": "Read it all."}],
-                        }
-                    },
-                )
-                assert dag.status_code == 201, dag.text
-                started = await http.post("/api/v1/execute-dag", json={"dag_id": dag.json()["id"]})
-                assert started.status_code == 202, started.text
-                execution_id = started.json()["id"]
+        async with stack_api(tmp_path, database_url, settings) as (launcher, http):
+            name = f"pages{os.getpid()}"
+            registered = await http.post(
+                "/api/v1/mcp-servers",
+                json={"name": name, "transport": "http", "url": url(notes), "approval": "never"},
+            )
+            assert registered.status_code == 201, registered.text
+            tool = f"{name}__read_page"
+            provider = await make_provider(http, fake_llm)
+            agent = await make_agent(http, provider["id"], tools=[tool], max_requests=CALLS + 10)
+            fake_llm.handlers[agent["model"]] = reader(tool, CALLS)
+            dag = await make_dag(
+                http, {"nodes": [{"id": "read", "agent": agent["name"], "prompt": "Read it."}]}
+            )
+            execution_id = await start(http, dag["id"])
 
-                await until(lambda: notes.calls["read_page"] >= 40, "forty pages read", launcher, 120)
-                os.kill(launcher.pids("worker")[-1], signal.SIGKILL)
-                await until(lambda: len(launcher.pids("worker")) > 1, "the worker's restart", launcher, 60)
+            await until(lambda: notes.calls["read_page"] >= 40, "forty pages read", launcher, 120)
+            os.kill(launcher.pids("worker")[-1], signal.SIGKILL)
+            await until(lambda: len(launcher.pids("worker")) > 1, "the worker's restart", launcher, 60)
 
-                async def closed() -> bool:
-                    body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
-                    return body["status"] in {"succeeded", "failed", "cancelled", "suspended"}
-
-                await until(closed, "the loop to finish", launcher, 240)
+            async def closed() -> bool:
                 body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
-                temporal: Client = await connect(
-                    settings.model_copy(update={"temporal_address": launcher.temporal_target})
-                )
-                history = await temporal.get_workflow_handle(execution_id).fetch_history()
+                return body["status"] in {"succeeded", "failed", "cancelled", "suspended"}
+
+            await until(closed, "the loop to finish", launcher, 240)
+            body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
+            temporal: Client = await connect(
+                settings.model_copy(update={"temporal_address": launcher.temporal_target})
+            )
+            history = await temporal.get_workflow_handle(execution_id).fetch_history()
     finally:
         stop_notes(notes, server)
     assert body["status"] == "succeeded", body

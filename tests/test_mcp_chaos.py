@@ -20,7 +20,7 @@ from core.settings import Settings
 from tests.fakes.mcp_server import NotesServer, url
 from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.mcp_server import stop as stop_notes
-from tests.stack import running_launcher, until
+from tests.stack import stack_api, until
 
 pytestmark = pytest.mark.slow
 
@@ -40,43 +40,33 @@ def _marked(marker: str) -> list[psutil.Process]:
 async def test_a_worker_killed_mid_call_sends_no_call_twice_and_leaks_no_server(
     database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.api_token is not None and settings.encryption_keys is not None
     notes = NotesServer()
     server = serve_notes(notes)
     marker = uuid.uuid4().hex
-    token = settings.api_token.get_secret_value()
     try:
-        with running_launcher(
-            tmp_path,
-            DATABASE_URL=database_url,
-            API_TOKEN=token,
-            ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-        ) as launcher:
-            async with httpx.AsyncClient(
-                base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as http:
-                names = await _register(http, notes, marker)
-                dag = await http.post("/api/v1/dags", json={"spec": _spec(*names)})
-                assert dag.status_code == 201, dag.text
-                started = await http.post("/api/v1/execute-dag", json={"dag_id": dag.json()["id"]})
-                assert started.status_code == 202, started.text
-                execution_id = started.json()["id"]
+        async with stack_api(tmp_path, database_url, settings) as (launcher, http):
+            names = await _register(http, notes, marker)
+            dag = await http.post("/api/v1/dags", json={"spec": _spec(*names)})
+            assert dag.status_code == 201, dag.text
+            started = await http.post("/api/v1/execute-dag", json={"dag_id": dag.json()["id"]})
+            assert started.status_code == 202, started.text
+            execution_id = started.json()["id"]
 
-                await until(lambda: notes.calls["count_to"] == 1, "the long call in flight", launcher, 90)
-                stdio = _marked(marker)
-                assert stdio, "the worker started the stdio server"
-                tasks_at_kill = [task["status"] for task in notes.tasks.tasks.values()]
-                os.kill(launcher.pids("worker")[-1], signal.SIGKILL)
-                await until(lambda: len(launcher.pids("worker")) > 1, "the worker's restart", launcher, 60)
+            await until(lambda: notes.calls["count_to"] == 1, "the long call in flight", launcher, 90)
+            stdio = _marked(marker)
+            assert stdio, "the worker started the stdio server"
+            tasks_at_kill = [task["status"] for task in notes.tasks.tasks.values()]
+            os.kill(launcher.pids("worker")[-1], signal.SIGKILL)
+            await until(lambda: len(launcher.pids("worker")) > 1, "the worker's restart", launcher, 60)
 
-                async def closed() -> bool:
-                    body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
-                    return body["status"] in {"succeeded", "failed", "cancelled"}
-
-                await until(closed, "the execution to close", launcher, 180)
+            async def closed() -> bool:
                 body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
-                await asyncio.to_thread(psutil.wait_procs, stdio, 10)
-                leaked = [p.pid for p in stdio if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+                return body["status"] in {"succeeded", "failed", "cancelled"}
+
+            await until(closed, "the execution to close", launcher, 180)
+            body = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()
+            await asyncio.to_thread(psutil.wait_procs, stdio, 10)
+            leaked = [p.pid for p in stdio if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:
         await asyncio.to_thread(stop_notes, notes, server)
     nodes = {n["id"]: n for n in body["nodes"]}

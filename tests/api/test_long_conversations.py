@@ -5,11 +5,9 @@ request or tool call is repeated; a 3 MB model answer (over Temporal's 2 MB payl
 offloaded and its node succeeds; deleting the execution deletes the pieces only it referred to."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlmodel import col, func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
@@ -20,20 +18,11 @@ from core.settings import Settings
 from tests.api.dag_helpers import make_dag, start, wait_for
 from tests.api.mcp_helpers import notes_server
 from tests.fakes.mcp_server import NotesServer
-from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 
 CALLS = 100
 CLOSED = {"succeeded", "failed", "cancelled", "suspended"}
-
-
-@pytest.fixture(scope="module")
-def notes() -> Iterator[NotesServer]:
-    fake = NotesServer()
-    server = serve_notes(fake)
-    yield fake
-    server.should_exit = True
 
 
 def reader(tool: str, pages: int) -> Any:

@@ -7,7 +7,6 @@ progress reaches the activity's heartbeat."""
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -42,14 +41,6 @@ from workflows.dag import DagWorkflow
 
 CALL_ACTIVITY = "mcp_call_tool"
 KEPT = HISTORIES / "dag_mcp_agent_approval.json"
-
-
-@pytest.fixture(scope="module")
-def notes() -> Iterator[NotesServer]:
-    fake = NotesServer()
-    server = serve_notes(fake)
-    yield fake
-    server.should_exit = True
 
 
 def time_servers() -> list[psutil.Process]:

@@ -5,32 +5,20 @@ goes to a person and back with `tasks/update`; a failing tool fails the node wit
 cancelling the execution cancels the task on the server; an agent's loop follows a task too."""
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
 from tests.api.dag_helpers import make_dag, start, wait_closed, wait_node
 from tests.api.mcp_helpers import agent_script, node, notes_server
 from tests.fakes.mcp_server import NotesServer
-from tests.fakes.mcp_server import start as serve_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 from tests.workflows.replay import HISTORIES, load, record, replay_all, replayer
 from worker import WORKFLOWS
 
 KEPT = HISTORIES / "dag_mcp_task.json"
-
-
-@pytest.fixture(scope="module")
-def notes() -> Iterator[NotesServer]:
-    fake = NotesServer()
-    server = serve_notes(fake)
-    yield fake
-    fake.release.set()
-    server.should_exit = True
 
 
 def scheduled(history: WorkflowHistory, activity: str) -> list[int]:

@@ -43,7 +43,8 @@ async def sqlite_settings(settings: Settings, tmp_path_factory: pytest.TempPathF
     # Its DAG ids start far above the session database's: both share one Temporal namespace, where
     # a DAG's executions are found by its id, and a DAG with executions may not be deleted.
     with sqlite3.connect(folder / "app.db") as db:
-        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('dag', 1000000)")
+        # (Its migrations left a row for `dag` at 0: the row is set, not added beside it.)
+        db.execute("UPDATE sqlite_sequence SET seq = 1000000 WHERE name = 'dag'")
     return lite
 
 

@@ -3,7 +3,6 @@
 import asyncio
 import copy
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,8 +19,6 @@ from tests.api.goal_helpers import make_goal, make_goal_agent
 from tests.api.mcp_helpers import agent_script, notes_server
 from tests.bot.conftest import ALICE, BOB, Chat, buttons
 from tests.fakes.mcp_server import NotesServer
-from tests.fakes.mcp_server import start as serve_notes
-from tests.fakes.mcp_server import stop as stop_notes
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 from tests.helpers import make_agent, make_provider
@@ -145,15 +142,6 @@ async def test_a_decision_through_rest_edits_the_prompts(
     since = await alice.press(prompt["message_id"], approve["callback_data"])
     assert await alice.answered(since) == "Already decided."
     assert (await wait_closed(api, execution_id))["status"] == "succeeded"
-
-
-@pytest.fixture(scope="module")
-def notes() -> Iterator[NotesServer]:
-    """An MCP server of our own whose destructive tool and question the prompts show."""
-    fake = NotesServer()
-    server = serve_notes(fake)
-    yield fake
-    stop_notes(fake, server)
 
 
 def test_the_watcher_looks_only_at_running_dag_executions_of_its_task_queue(bot: BotApp) -> None:
