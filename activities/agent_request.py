@@ -11,10 +11,11 @@ activity with `NeedsAgentLoop` and the caller runs the loop in the workflow inst
 tool activity.
 
 A version that answers text sends its one request with pydantic-ai's direct API
-(`pydantic_ai.direct.model_request`): the same request body the agent would send (instructions as
-the system message, the version's settings), for ~4 ms of CPU instead of the agent run's ~8.5 ms
-(measured against a fake answering at once). A version with an `output_schema` needs pydantic-ai's
-output handling, so it runs the agent.
+(`pydantic_ai.direct.model_request_stream`): the same request body the agent would send
+(instructions as the system message, the version's settings), for a few ms of CPU instead of the
+agent run's ~8.5 ms (measured against a fake answering at once), streamed, so the text is
+published as it is written (activities/live_output.py) while only the whole answer is recorded.
+A version with an `output_schema` needs pydantic-ai's output handling, so it runs the agent.
 
 Its requests go through the provider's `LimitedModel` (`activities/provider_limits.py`, built by
 `provider_model`): they wait for the provider's capacity, heartbeating, and a provider's
@@ -30,9 +31,17 @@ from typing import Any, cast
 
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.capabilities import ResolveModelId
-from pydantic_ai.direct import model_request
+from pydantic_ai.direct import model_request_stream
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    UserPromptPart,
+)
 from pydantic_ai.usage import RunUsage, UsageLimits
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -47,6 +56,7 @@ from activities.agent_options import (
     usage_counts,
 )
 from activities.heartbeat import heartbeats
+from activities.live_output import LiveOutput
 from activities.llm_models import MODEL_ID_PREFIX, parse_model_id, provider_model, resolve_model
 from contracts import errors
 from contracts.agents import (
@@ -91,7 +101,15 @@ async def _text_request(agent: AgentSnapshot, prompt: str) -> tuple[Any, RunUsag
     model = await provider_model(*parsed)
     options = run_options(agent)
     request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=options["instructions"])
-    response = await model_request(model, [request], model_settings=options["model_settings"])
+    live = LiveOutput()
+    async with model_request_stream(model, [request], model_settings=options["model_settings"]) as stream:
+        async for event in stream:
+            if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                await live.add(event.part.content)
+            elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                await live.add(event.delta.content_delta)
+        response = stream.get()
+    await live.flush()
     if not response.text or response.tool_calls:
         raise _needs_loop(response_usage_counts([response]))
     usage = RunUsage(requests=1)
@@ -117,8 +135,16 @@ async def agent_request(params: AgentRequestInput) -> AgentRunOutput:
     run = _text_request if params.agent.output_schema is None else _structured_run
     try:
         output, usage = await run(params.agent, params.prompt)
-    except ApplicationError:
-        raise
+    except ApplicationError as exc:
+        # Passed on as it is, but raised afresh here: its traceback through the streamed request's
+        # context managers made a failure larger than Temporal keeps as the next attempt's cause.
+        raise ApplicationError(
+            exc.message,
+            *exc.details,
+            type=exc.type,
+            non_retryable=exc.non_retryable,
+            next_retry_delay=exc.next_retry_delay,
+        ) from None
     except Exception as exc:
         classified = classify_model_error(exc)
         if classified is None:

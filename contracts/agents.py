@@ -1,5 +1,6 @@
 """What workflows know about an agent: a pinned snapshot of one version, never a credential."""
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
@@ -133,3 +134,14 @@ class AgentTestResult(AgentRunOutput):
     agent_name: str
     agent_version: int
     model: str
+
+
+AGENT_ACTIVITY_ID = re.compile(r"^(?P<node>.+)-\d+-agent-\d+(?:-fallback-\d+)?$")
+"""A DAG node's `agent_request` activity id: `<node id>-<attempt>-agent-<try>`, and
+`...-fallback-<n>` for its fallback models (workflows/dag_nodes.py)."""
+
+
+def node_of_activity(activity_id: str) -> str | None:
+    """The DAG node an `agent_request` activity id names, if it names one."""
+    match = AGENT_ACTIVITY_ID.match(activity_id)
+    return match["node"] if match else None

@@ -22,7 +22,16 @@ MESSAGE_CLASSIFIED = "message.classified"
 TASK_CREATED = "task.created"
 TASK_UPDATED = "task.updated"
 RUN_PROGRESS = "run.progress"
-EVENT_TYPES = (MESSAGE_CREATED, MESSAGE_CLASSIFIED, TASK_CREATED, TASK_UPDATED, RUN_PROGRESS)
+NODE_OUTPUT_DELTA = "node.output_delta"
+"""An agent's text as it is written (activities/live_output.py)."""
+EVENT_TYPES = (
+    MESSAGE_CREATED,
+    MESSAGE_CLASSIFIED,
+    TASK_CREATED,
+    TASK_UPDATED,
+    RUN_PROGRESS,
+    NODE_OUTPUT_DELTA,
+)
 
 
 def event_json(event: LiveEvent) -> dict[str, Any]:

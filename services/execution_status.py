@@ -14,6 +14,7 @@ from typing import Any
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
+from contracts.agents import AGENT_ACTIVITY_ID
 from contracts.dag import ExecutionStatus, NodeState, NodeStatus
 from contracts.mcp import MCP_CALL_ACTIVITY
 from contracts.provider_limits import ProviderWait, read_wait
@@ -77,9 +78,8 @@ def dag_closed_clause(status: ExecutionStatus) -> str:
 
 # --- nodes waiting for provider capacity --------------------------------------------------------
 
-AGENT_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+(?:-fallback-\d+)?$")
-"""An `agent_request` activity of a DAG node: `<node id>-<attempt>-agent-<try>`, and
-`...-fallback-<n>` for its fallback models."""
+AGENT_ACTIVITY = AGENT_ACTIVITY_ID
+"""An `agent_request` activity of a DAG node (contracts/agents.py)."""
 AGENT_MCP_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+-agent-\d+-mcp-\d+(?:-input-\d+)?$")
 """An agent node's `mcp_call_tool` activity: `<node id>-<attempt>-agent-<try>-mcp-<n>`."""
 MCP_ACTIVITY = re.compile(r"^(?P<node>.+)-\d+(?:-input-\d+)?$")

@@ -27,9 +27,11 @@ from core.db import session_scope
 from core.events import publish
 from core.settings import Settings
 from services.realtime import QUEUE_SIZE, EventHub
+from tests.api.dag_helpers import make_dag, start
 from tests.api.intake_helpers import FakeIntake, classification, setup_intake
 from tests.conftest import ROOT
 from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 from tests.stack import free_port
 
 
@@ -229,6 +231,44 @@ async def test_events_reach_clients_of_both_api_processes(
         assert [e["id"] for e in replayed if mine(e)][:4] == ids
     with pytest.raises(InvalidStatus):  # a bad `after` is a policy violation, refused at the door
         await connect(f"{second.ws_url}?after=-1", additional_headers=_bearer(settings))
+
+
+async def test_an_agent_nodes_text_reaches_clients_as_it_is_written(
+    apis: tuple[ApiProcess, ApiProcess], settings: Settings, fake_llm: FakeOpenAI
+) -> None:
+    process, _ = apis
+    async with (
+        connect(process.ws_url, additional_headers=_bearer(settings)) as ws,
+        httpx.AsyncClient(base_url=process.url, headers=_bearer(settings), timeout=30) as http,
+    ):
+        await _subscribed(ws)
+        provider = await make_provider(http, fake_llm)
+        agent = await make_agent(http, provider["id"])
+        text = " ".join(f"w{i}" for i in range(40))
+        fake_llm.handlers[agent["model"]] = lambda _body: {"role": "assistant", "content": text}
+        fake_llm.paces[agent["model"]] = 0.05
+        dag = await make_dag(http, {"nodes": [{"id": "say", "agent": agent["name"], "prompt": "Talk."}]})
+        execution_id = await start(http, dag["id"])
+
+        def whole(seen: list[dict[str, Any]]) -> bool:
+            mine = [e["data"] for e in seen if e["type"] == "node.output_delta"]
+            return "".join(d["text"] for d in mine if d["execution_id"] == execution_id) == text
+
+        def begun(seen: list[dict[str, Any]]) -> bool:
+            return any(
+                e["type"] == "node.output_delta" and e["data"]["execution_id"] == execution_id for e in seen
+            )
+
+        first = await _events_until(ws, begun)
+        node = (await http.get(f"/api/v1/dag-executions/{execution_id}")).json()["nodes"][0]
+        assert node["status"] == "running", node  # the text flows while the node runs
+        rest = await _events_until(ws, lambda seen: whole(first + seen))
+    deltas = [
+        e
+        for e in first + rest
+        if e["type"] == "node.output_delta" and e["data"]["execution_id"] == execution_id
+    ]
+    assert len(deltas) >= 5 and {e["data"]["node_id"] for e in deltas} == {"say"}
 
 
 async def test_a_client_that_does_not_read_is_dropped_and_never_holds_back_the_others(

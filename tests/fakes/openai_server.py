@@ -6,7 +6,9 @@ A model can be made slow (`slow`), or every answer (`latency`); the fake then co
 in flight, remembers the most that were ever in flight at once (`peak_in_flight`, how a test sees
 parallel requests really overlap) and records the ones the client gave up on (`aborted`), which
 is how a test sees a cancellation reach the HTTP request. A slow answer takes its delay to the
-millisecond, so a benchmark can compare against requests made directly.
+millisecond, so a benchmark can compare against requests made directly. A request with
+`"stream": true` is answered in chat-completion chunks, word by word `paces[model]` seconds apart
+(or in kilobyte pieces at once), as a streaming model writes.
 
 `python -m tests.fakes.openai_server --port P --latency 0.2` serves it as its own process (the
 benchmarks do, so its CPU is not the worker's); `GET /_fake/stats` answers the counters.
@@ -26,7 +28,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """Takes the chat-completions request body; returns an assistant `message` dict."""
@@ -69,6 +71,8 @@ class FakeOpenAI:
     peak_total_in_flight: int = 0
     aborted: list[str] = field(default_factory=list)
     """Models whose slow request the client abandoned (disconnected) before the answer."""
+    paces: dict[str, float] = field(default_factory=dict)
+    """Seconds between the words of a streamed answer, per model (none: all at once)."""
     port: int = 0
     _ids: Any = field(default_factory=itertools.count)
 
@@ -191,6 +195,8 @@ class FakeOpenAI:
                 return self._error(step)
             handler = step or self.handlers.get(model) or self.default_handler or echo
             message = handler(body)
+            if body.get("stream"):
+                return StreamingResponse(self._stream(model, message, body), media_type="text/event-stream")
             return {
                 "id": f"chatcmpl-{next(self._ids)}",
                 "object": "chat.completion",
@@ -207,6 +213,38 @@ class FakeOpenAI:
             }
 
         return app
+
+    async def _stream(self, model: str, message: dict[str, Any], body: dict[str, Any]) -> Any:
+        """The answer as chat-completion chunks: its text word by word (`paces` apart), its tool
+        calls in one chunk, then the finish reason and (when asked) the usage."""
+        chunk_id = f"chatcmpl-{next(self._ids)}"
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            data = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time())}
+            data.update(model=model, choices=[choice], **extra)
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        text = message.get("content") or ""
+        if self.paces.get(model):
+            words = [w + " " for w in text.split(" ")]
+            words[-1] = words[-1][:-1]
+        else:  # all at once: in pieces of a kilobyte, as a fast model's chunks would add up
+            words = [text[i : i + 1024] for i in range(0, len(text), 1024)]
+        for i, word in enumerate(words):
+            if i and self.paces.get(model):
+                await asyncio.sleep(self.paces[model])
+            yield chunk({"content": word})
+        calls = message.get("tool_calls") or []
+        if calls:
+            yield chunk({"tool_calls": [{"index": i, **call} for i, call in enumerate(calls)]})
+        yield chunk({}, "tool_calls" if calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+            data = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time())}
+            yield f"data: {json.dumps({**data, 'model': model, 'choices': [], 'usage': usage})}\n\n"
+        yield "data: [DONE]\n\n"
 
 
 def echo(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""An agent node's text is published as it is written (activities/live_output.py): ordered
+`node.output_delta` events, well before the node ends, whose text put together is the node's
+output; the workflow history is the same length as for an answer that came at once."""
+
+import time
+from typing import Any
+
+import httpx
+from sqlmodel import col, select
+from temporalio.client import Client
+
+from core.db import session_scope
+from core.events import NODE_OUTPUT_DELTA
+from core.models import LiveEvent
+from core.settings import Settings
+from tests.api.dag_helpers import make_dag, start, wait_closed
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
+
+WORDS = 30
+PACE_S = 0.05
+
+
+def says(text: str) -> Any:
+    def handle(_body: dict[str, Any]) -> dict[str, Any]:
+        return {"role": "assistant", "content": text}
+
+    return handle
+
+
+async def deltas_of(settings: Settings, execution_id: str) -> list[tuple[float, dict[str, Any]]]:
+    async with session_scope(settings) as session:
+        rows = (
+            await session.exec(
+                select(LiveEvent).where(col(LiveEvent.type) == NODE_OUTPUT_DELTA).order_by(col(LiveEvent.id))
+            )
+        ).all()
+    return [
+        (row.created_at.timestamp(), row.data) for row in rows if row.data["execution_id"] == execution_id
+    ]
+
+
+async def test_an_agent_nodes_text_is_published_as_it_is_written(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client, settings: Settings
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    histories = []
+    for pace in (PACE_S, 0.0):
+        agent = await make_agent(api, provider["id"])
+        text = " ".join(f"word{i}" for i in range(WORDS))
+        fake_llm.handlers[agent["model"]] = says(text)
+        fake_llm.paces[agent["model"]] = pace
+        dag = await make_dag(api, {"nodes": [{"id": "say", "agent": agent["name"], "prompt": "Talk."}]})
+        execution_id = await start(api, dag["id"])
+        body = await wait_closed(api, execution_id)
+        finished = time.time()
+        assert body["status"] == "succeeded", body
+        assert body["nodes"][0]["output"] == text
+        histories.append(await client.get_workflow_handle(execution_id).fetch_history())
+        if not pace:
+            break
+        deltas = await deltas_of(settings, execution_id)
+        assert len(deltas) >= 5, deltas  # coalesced (~every 0.1 s), not one per word
+        data = [d for _, d in deltas]
+        assert {(d["node_id"], d["attempt"]) for d in data} == {("say", 1)}
+        assert [d["offset"] for d in data] == [
+            sum(len(x["text"]) for x in data[:i]) for i in range(len(data))
+        ]
+        assert "".join(d["text"] for d in data) == text
+        assert deltas[0][0] < finished - 0.8  # the first text well before the node ended
+    streamed, at_once = histories
+    assert len(streamed.events) == len(at_once.events)  # no history event per delta
