@@ -1,6 +1,7 @@
 """DAG executions: status, node states, live events (SSE), approvals, cancel, resume, fork, delete."""
 
 from collections.abc import AsyncIterable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
@@ -21,11 +22,13 @@ from contracts.dag import (
     ResumeRequest,
 )
 from contracts.dag_executions import ExecutionDetail, ExecutionSummary, Started
-from services import dag_event_stream, dag_fork, dag_resume
+from services import dag_event_stream, dag_fork, dag_resume, live_output
 from services import dag_executions as service
 from services.dag_event_stream import Gap
 from services.dag_execution_list import page_executions
 from services.dags import SpecInvalid
+from services.live_output import LiveDelta
+from services.realtime import hub_of
 
 router = APIRouter(prefix="/api/v1", tags=["dag-executions"])
 
@@ -91,6 +94,7 @@ async def _existing(execution_id: ExecutionId, client: TemporalDep) -> str:
 @router.get("/dag-executions/{execution_id}/events", response_class=EventSourceResponse)
 async def execution_events(
     execution_id: Annotated[str, Depends(_existing)],
+    request: Request,
     client: TemporalDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,12}$")] = None,
@@ -98,10 +102,16 @@ async def execution_events(
 ) -> AsyncIterable[ServerSentEvent]:
     """Execution events as SSE; each `id` is the stream offset, so a reconnect with
     `Last-Event-ID` resumes right after it (archived events first, then the live stream). Offsets
-    that can no longer be delivered come as one `gap` event naming them. The stream ends when the
-    execution closes."""
+    that can no longer be delivered come as one `gap` event naming them. An agent node's text
+    comes as it is written, as `node_output_delta` events without an id (`node_id`, `attempt`,
+    `offset` in the node's text, `text`), from the moment of connecting; the whole text comes
+    with `node_succeeded`. The stream ends when the execution closes."""
     resume_after = int(last_event_id) if last_event_id is not None else after
-    async for item in dag_event_stream.events(client, settings, execution_id, after=resume_after):
+    stream = dag_event_stream.events(client, settings, execution_id, after=resume_after)
+    async for item in live_output.merged(stream, hub_of(request.app.state), execution_id):
+        if isinstance(item, LiveDelta):
+            yield ServerSentEvent(event="node_output_delta", data=asdict(item))
+            continue
         if isinstance(item, Gap):
             missing = {"first": item.first, "last": item.last, "message": "these events are no longer kept"}
             yield ServerSentEvent(id=str(item.last), event="gap", data=missing)

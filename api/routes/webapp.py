@@ -11,7 +11,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from aiogram.utils.web_app import WebAppUser
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
@@ -92,10 +92,12 @@ async def _existing(execution_id: ExecutionId, user: UserDep, client: TemporalDe
 @router.get("/webapp/api/executions/{execution_id}/events", response_class=EventSourceResponse)
 async def events(
     execution_id: Annotated[str, Depends(_existing)],
+    request: Request,
     client: TemporalDep,
     settings: SettingsDep,
     after: Annotated[int | None, Query(ge=-1)] = None,
 ) -> AsyncIterable[ServerSentEvent]:
     """The execution's events as SSE, exactly as `GET /api/v1/dag-executions/{id}/events`."""
-    async for event in execution_events(execution_id, client, settings, last_event_id=None, after=after):
+    events = execution_events(execution_id, request, client, settings, last_event_id=None, after=after)
+    async for event in events:
         yield event

@@ -1,11 +1,14 @@
 """An agent node's text is published as it is written (activities/live_output.py): ordered
 `node.output_delta` events, well before the node ends, whose text put together is the node's
-output; the workflow history is the same length as for an answer that came at once."""
+output; the workflow history is the same length as for an answer that came at once; an SSE
+client of the execution's events gets the text as `node_output_delta` before `node_succeeded`."""
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest_asyncio
 from sqlmodel import col, select
 from temporalio.client import Client
 
@@ -14,6 +17,7 @@ from core.events import NODE_OUTPUT_DELTA
 from core.models import LiveEvent
 from core.settings import Settings
 from tests.api.dag_helpers import make_dag, start, wait_closed
+from tests.api.sse import read_events, served_api
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
 
@@ -70,3 +74,32 @@ async def test_an_agent_nodes_text_is_published_as_it_is_written(
         assert deltas[0][0] < finished - 0.8  # the first text well before the node ended
     streamed, at_once = histories
     assert len(streamed.events) == len(at_once.events)  # no history event per delta
+
+
+@pytest_asyncio.fixture(scope="module")
+async def served(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with served_api(settings) as http:
+        yield http
+
+
+async def test_an_sse_client_gets_the_text_before_the_node_succeeds(
+    api: httpx.AsyncClient, served: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    text = " ".join(f"w{i}" for i in range(WORDS))
+    fake_llm.handlers[agent["model"]] = says(text)
+    fake_llm.paces[agent["model"]] = PACE_S
+    fake_llm.slow(agent["model"], 1.0)  # the SSE client is connected before the first word
+    dag = await make_dag(api, {"nodes": [{"id": "say", "agent": agent["name"], "prompt": "Talk."}]})
+    execution_id = await start(api, dag["id"])
+    events = await read_events(served, f"/api/v1/dag-executions/{execution_id}/events")
+    kinds = [e["event"] for e in events]
+    deltas = [e["data"] for e in events if e["event"] == "node_output_delta"]
+    assert len(deltas) >= 5 and all(e["id"] is None for e in events if e["event"] == "node_output_delta")
+    assert kinds.index("node_output_delta") < kinds.index("node_succeeded")
+    assert max(i for i, k in enumerate(kinds) if k == "node_output_delta") < kinds.index("node_succeeded")
+    assert [d["offset"] for d in deltas] == [
+        sum(len(x["text"]) for x in deltas[:i]) for i in range(len(deltas))
+    ]
+    assert "".join(d["text"] for d in deltas) == text and {d["node_id"] for d in deltas} == {"say"}
