@@ -3,9 +3,10 @@
 `GET /dag-executions/{id}/events` serves the execution's durable events (services/dag_event_stream.py)
 and, interleaved as they arrive, its agent nodes' text as it is written: the `node.output_delta`
 live events (activities/live_output.py) that this API process's hub receives. Deltas are not part
-of the durable stream: they carry no SSE id (a `Last-Event-ID` names a stream offset), and a
-client that connects or reconnects gets a running node's text from the next delta on, each with
-its offset in the node's text; the whole text arrives with `node_succeeded` either way.
+of the durable stream: they carry no SSE id (a `Last-Event-ID` names a stream offset). A client
+that connects, or reconnects, is first replayed the execution's kept deltas (live events are
+kept a day), so a running node's text starts again from offset 0 and goes on live; a client
+keeps one text per node and attempt and skips offsets it has (every delta carries its offset).
 """
 
 import asyncio
@@ -13,7 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlmodel import col, func, select
+
+from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA
+from core.models import LiveEvent
 from services.dag_event_stream import StreamItem
 from services.realtime import EventHub
 
@@ -31,12 +36,24 @@ class LiveDelta:
 _DONE = object()
 
 
+async def _first_delta(hub: EventHub, execution_id: str) -> int | None:
+    """The id of the execution's first kept delta, if any."""
+    async with session_scope(hub.settings) as session:
+        query = select(func.min(LiveEvent.id)).where(
+            col(LiveEvent.type) == NODE_OUTPUT_DELTA,
+            col(LiveEvent.data)["execution_id"].as_string() == execution_id,
+        )
+        first = (await session.exec(query)).one()
+    return int(first) if first is not None else None
+
+
 async def merged(
     items: AsyncIterator[StreamItem], hub: EventHub, execution_id: str
 ) -> AsyncIterator[StreamItem | LiveDelta]:
-    """The stream's items, with the execution's deltas interleaved as they arrive, until the
-    stream ends."""
-    async with hub.subscribe() as live:
+    """The stream's items, with the execution's deltas interleaved (the kept ones first, then as
+    they arrive), until the stream ends."""
+    first = await _first_delta(hub, execution_id)
+    async with hub.subscribe(after=first - 1 if first is not None else None) as live:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         async def stream() -> None:

@@ -3,6 +3,7 @@
 output; the workflow history is the same length as for an answer that came at once; an SSE
 client of the execution's events gets the text as `node_output_delta` before `node_succeeded`."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,3 +104,26 @@ async def test_an_sse_client_gets_the_text_before_the_node_succeeds(
         sum(len(x["text"]) for x in deltas[:i]) for i in range(len(deltas))
     ]
     assert "".join(d["text"] for d in deltas) == text and {d["node_id"] for d in deltas} == {"say"}
+
+
+async def test_a_client_that_connects_mid_answer_is_replayed_the_text_so_far(
+    api: httpx.AsyncClient, served: httpx.AsyncClient, fake_llm: FakeOpenAI, settings: Settings
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    text = " ".join(f"v{i}" for i in range(WORDS * 2))
+    fake_llm.handlers[agent["model"]] = says(text)
+    fake_llm.paces[agent["model"]] = PACE_S
+    dag = await make_dag(api, {"nodes": [{"id": "say", "agent": agent["name"], "prompt": "Talk."}]})
+    execution_id = await start(api, dag["id"])
+    for _ in range(100):
+        if len(await deltas_of(settings, execution_id)) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    # Joining (or reconnecting with Last-Event-ID) while the node writes: its text so far, then
+    # the rest as it comes, once each.
+    events = await read_events(served, f"/api/v1/dag-executions/{execution_id}/events", last_event_id="0")
+    kinds = [e["event"] for e in events]
+    deltas = [e["data"] for e in events if e["event"] == "node_output_delta"]
+    assert deltas[0]["offset"] == 0 and "".join(d["text"] for d in deltas) == text
+    assert max(i for i, k in enumerate(kinds) if k == "node_output_delta") < kinds.index("node_succeeded")
