@@ -20,7 +20,7 @@ from core.models.memory import Memory
 from core.settings import Settings
 from tests.conftest import unique
 from tests.fakes.openai_server import FakeOpenAI, echo
-from tests.stack import Availability, Launcher, running_launcher, until
+from tests.stack import Availability, Launcher, stack_api, until
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,6 @@ async def _status(http: httpx.AsyncClient, execution_id: str) -> str | None:
 async def test_killing_the_worker_and_temporal_mid_dag_loses_nothing_and_repeats_nothing(
     fake_llm: FakeOpenAI, database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
-    assert settings.api_token is not None and settings.encryption_keys is not None
     model = unique("fake-chaos")
     answered: list[str] = []
 
@@ -80,31 +79,22 @@ async def test_killing_the_worker_and_temporal_mid_dag_loses_nothing_and_repeats
 
     fake_llm.slow(model, MODEL_SECONDS)
     fake_llm.handlers[model] = answer
-    token = settings.api_token.get_secret_value()
-    with running_launcher(
-        tmp_path,
-        DATABASE_URL=database_url,
-        API_TOKEN=token,
-        ENCRYPTION_KEYS=settings.encryption_keys.get_secret_value(),
-    ) as launcher:
-        async with httpx.AsyncClient(
-            base_url=launcher.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as http:
-            ids = await _start(http, fake_llm, model)
-            availability = Availability(launcher.api_url)
-            availability.start()
-            try:
-                await _chaos(launcher, fake_llm, model, answered)
-                for execution_id in ids:
+    async with stack_api(tmp_path, database_url, settings, timeout_s=30) as (launcher, http):
+        ids = await _start(http, fake_llm, model)
+        availability = Availability(launcher.api_url)
+        availability.start()
+        try:
+            await _chaos(launcher, fake_llm, model, answered)
+            for execution_id in ids:
 
-                    async def closed(execution_id: str = execution_id) -> bool:
-                        return await _status(http, execution_id) in {"succeeded", "failed", "cancelled"}
+                async def closed(execution_id: str = execution_id) -> bool:
+                    return await _status(http, execution_id) in {"succeeded", "failed", "cancelled"}
 
-                    await until(closed, f"{execution_id} to finish", launcher, 180)
-                statuses = [await _status(http, i) for i in ids]
-            finally:
-                availability.done.set()
-                availability.join()
+                await until(closed, f"{execution_id} to finish", launcher, 180)
+            statuses = [await _status(http, i) for i in ids]
+        finally:
+            availability.done.set()
+            availability.join()
     assert statuses == ["succeeded", "succeeded"], launcher.output
     assert availability.checks > 0 and availability.failures == [], availability.failures
     assert f"worker (pid {launcher.pids('worker')[0]}) killed by SIGKILL" in launcher.output
