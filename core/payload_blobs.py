@@ -18,7 +18,8 @@ share a row, but a hash says nothing about a guessed content). Each piece is lin
 workflow whose payload referred to it (the serialization context says which); deleting an
 execution, or its passing Temporal's retention (`prune`), drops its links and the pieces that
 no other workflow refers to. A process keeps the pieces it recently stored or read in memory,
-so the next turn's payload costs neither a write nor a read of what it repeats.
+and the links it wrote, so the next turn's payload costs neither a write nor a read of what it
+repeats.
 """
 
 import asyncio
@@ -106,31 +107,36 @@ class _Store:
         return self.seal.decrypt(Payload.FromString(data)).data
 
     async def put(self, pieces: dict[str, bytes], workflow_id: str | None) -> None:
-        new = {h: d for h, d in pieces.items() if h not in self.cache.pieces}
-        links = [h for h in pieces if workflow_id and (h, workflow_id) not in self.cache.links]
-        if not new and not links:
+        """Store pieces and link them to `workflow_id`. A piece this workflow is known to link
+        already is skipped: while its link stands no pruning deletes it. Any other piece is
+        written (ON CONFLICT DO NOTHING) even if this process stored it before, because another
+        workflow's deletion may have removed it since; piece and link go in one transaction."""
+        todo = {
+            h: d for h, d in pieces.items() if not workflow_id or (h, workflow_id) not in self.cache.links
+        }
+        if not todo:
             return
         async with session_scope(self.settings) as session:
             insert = upsert_insert(session)
-            if new:
-                rows = [
-                    {"hash": h, "data": self._sealed(d), "size": len(d), "created_at": utcnow()}
-                    for h, d in new.items()
-                ]
-                await session.exec(insert(PayloadBlob).values(rows).on_conflict_do_nothing())
-            if links:
-                rows = [{"hash": h, "workflow_id": workflow_id, "created_at": utcnow()} for h in links]
-                await session.exec(insert(PayloadBlobLink).values(rows).on_conflict_do_nothing())
+            rows = [
+                {"hash": h, "data": self._sealed(d), "size": len(d), "created_at": utcnow()}
+                for h, d in todo.items()
+            ]
+            await session.exec(insert(PayloadBlob).values(rows).on_conflict_do_nothing())
+            if workflow_id:
+                links = [{"hash": h, "workflow_id": workflow_id, "created_at": utcnow()} for h in todo]
+                await session.exec(insert(PayloadBlobLink).values(links).on_conflict_do_nothing())
             await session.commit()
-        for h, d in new.items():
+        for h, d in todo.items():
             self.cache.pieces[h] = d
-        for h in links:
-            self.cache.links[(h, workflow_id or "")] = True
+            if workflow_id:
+                self.cache.links[(h, workflow_id)] = True
 
     async def get(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = set(hashes)
         found: dict[str, bytes] = {}
         missing = []
-        for h in set(hashes):
+        for h in wanted:
             if (cached := self.cache.pieces.get(h)) is not None:
                 found[h] = cached
             else:
@@ -142,7 +148,7 @@ class _Store:
                 ).all()
             for row in rows:
                 found[row.hash] = self.cache.pieces[row.hash] = self._opened(row.data)
-        if lost := set(hashes) - set(found):
+        if lost := wanted - set(found):
             raise LookupError(f"payload pieces are gone from the database: {sorted(lost)[:3]}")
         return found
 

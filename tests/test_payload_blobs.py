@@ -109,3 +109,22 @@ async def test_forgetting_a_workflow_deletes_the_pieces_only_it_referred_to(sett
         await session.commit()
         left = (await session.exec(linked.where(col(PayloadBlobLink.workflow_id) == f"b-{marker}"))).one()
     assert left == 0
+
+
+async def test_a_piece_deleted_with_one_workflow_is_stored_again_for_the_next(settings: Settings) -> None:
+    marker = uuid.uuid4().hex
+    value = conversation(20, marker)
+    base = blob_codec(settings, codec_from_setting(CODEC_KEYS))  # one process: one cache
+
+    def of(workflow_id: str) -> Any:
+        return base.with_context(WorkflowSerializationContext(namespace="default", workflow_id=workflow_id))
+
+    await of(f"a-{marker}").encode([plain(value)])
+    async with session_scope(settings) as session:
+        assert await forget(session, [f"a-{marker}"]) > 0
+        await session.commit()
+    # The same content for another workflow, from the process that still remembers the pieces:
+    # another process must find them in the database.
+    sealed = await of(f"b-{marker}").encode([plain(value)])
+    (back,) = await codec(Settings(), f"b-{marker}").decode(sealed)
+    assert json.loads(back.data) == value
