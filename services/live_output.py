@@ -7,6 +7,8 @@ of the durable stream: they carry no SSE id (a `Last-Event-ID` names a stream of
 that connects, or reconnects, is first replayed the execution's kept deltas (live events are
 kept a day), so a running node's text starts again from offset 0 and goes on live; a client
 keeps one text per node and attempt and skips offsets it has (every delta carries its offset).
+Only the execution's own deltas are replayed (read from the table after subscribing, so none
+falls between the two; a live one already replayed is skipped by id).
 """
 
 import asyncio
@@ -14,13 +16,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA
 from core.models import LiveEvent
 from services.dag_event_stream import StreamItem
-from services.realtime import EventHub
+from services.realtime import REPLAY_LIMIT, EventHub
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,28 @@ class LiveDelta:
 _DONE = object()
 
 
-async def _first_delta(hub: EventHub, execution_id: str) -> int | None:
-    """The id of the execution's first kept delta, if any."""
+async def _kept(hub: EventHub, execution_id: str) -> list[LiveEvent]:
+    """The execution's kept deltas (the newest `REPLAY_LIMIT`), oldest first."""
     async with session_scope(hub.settings) as session:
-        query = select(func.min(LiveEvent.id)).where(
-            col(LiveEvent.type) == NODE_OUTPUT_DELTA,
-            col(LiveEvent.data)["execution_id"].as_string() == execution_id,
+        query = (
+            select(LiveEvent)
+            .where(
+                col(LiveEvent.type) == NODE_OUTPUT_DELTA,
+                col(LiveEvent.data)["execution_id"].as_string() == execution_id,
+            )
+            .order_by(col(LiveEvent.id).desc())
+            .limit(REPLAY_LIMIT)
         )
-        first = (await session.exec(query)).one()
-    return int(first) if first is not None else None
+        return list(reversed((await session.exec(query)).all()))
+
+
+def _delta(data: dict[str, Any]) -> LiveDelta:
+    return LiveDelta(
+        node_id=data.get("node_id"),
+        attempt=int(data.get("attempt", 1)),
+        offset=int(data.get("offset", 0)),
+        text=str(data.get("text", "")),
+    )
 
 
 async def merged(
@@ -52,9 +67,12 @@ async def merged(
 ) -> AsyncIterator[StreamItem | LiveDelta]:
     """The stream's items, with the execution's deltas interleaved (the kept ones first, then as
     they arrive), until the stream ends."""
-    first = await _first_delta(hub, execution_id)
-    async with hub.subscribe(after=first - 1 if first is not None else None) as live:
+    async with hub.subscribe() as live:  # before reading the kept ones: nothing falls between
+        kept = await _kept(hub, execution_id)
+        replayed = max((event.id or 0 for event in kept), default=0)
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        for event in kept:
+            queue.put_nowait(_delta(event.data))
 
         async def stream() -> None:
             try:
@@ -68,15 +86,9 @@ async def merged(
             while True:
                 event = await live.next()
                 data = event.get("data") or {}
-                if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id:
-                    await queue.put(
-                        LiveDelta(
-                            node_id=data.get("node_id"),
-                            attempt=int(data.get("attempt", 1)),
-                            offset=int(data.get("offset", 0)),
-                            text=str(data.get("text", "")),
-                        )
-                    )
+                mine = event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id
+                if mine and int(event["id"]) > replayed:  # not one replayed above
+                    await queue.put(_delta(data))
 
         tasks = [asyncio.create_task(stream()), asyncio.create_task(deltas())]
         try:

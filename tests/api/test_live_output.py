@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from temporalio.client import Client
 
 from core.db import session_scope
-from core.events import NODE_OUTPUT_DELTA
+from core.events import NODE_OUTPUT_DELTA, RUN_PROGRESS, publish
 from core.models import LiveEvent
 from core.settings import Settings
 from tests.api.dag_helpers import make_dag, start, wait_closed
@@ -120,6 +120,11 @@ async def test_a_client_that_connects_mid_answer_is_replayed_the_text_so_far(
         if len(await deltas_of(settings, execution_id)) >= 3:
             break
         await asyncio.sleep(0.05)
+    # Many other live events since then (a busy system) must not crowd this execution's out.
+    async with session_scope(settings) as session:
+        for i in range(1200):
+            await publish(session, RUN_PROGRESS, {"stage": "analysing", "n": i})
+        await session.commit()
     # Joining (or reconnecting with Last-Event-ID) while the node writes: its text so far, then
     # the rest as it comes, once each.
     events = await read_events(served, f"/api/v1/dag-executions/{execution_id}/events", last_event_id="0")
