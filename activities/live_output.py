@@ -43,7 +43,6 @@ class LiveOutput:
         self._buffer = ""
         self._offset = 0
         self._flushed_at = time.monotonic()
-        self.deltas = 0
 
     async def add(self, text: str) -> None:
         if self._where is None or not text:
@@ -63,6 +62,5 @@ class LiveOutput:
             async with session_scope(get_settings()) as session:
                 await publish(session, NODE_OUTPUT_DELTA, data)
                 await session.commit()
-            self.deltas += 1
         except Exception:  # live output is a courtesy: the answer itself must not fail with it
             log.warning("could not publish a node's live output", exc_info=True)

@@ -30,6 +30,7 @@ and pool, so the pool lives as long as the worker and is closed with it.
 import asyncio
 from typing import Any
 
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CallToolResult,
@@ -49,6 +50,7 @@ from activities.idempotency import OutcomeUnknown, once_external
 from contracts.mcp import (
     MCP_CALL_ACTIVITY,
     MCP_CANCEL_TASK_ACTIVITY,
+    MCP_DEFAULT_TIMEOUT_S,
     MCP_GET_TASK_ACTIVITY,
     MCP_INPUT_REFUSED,
     MCP_OUTCOME_UNKNOWN,
@@ -74,6 +76,7 @@ from core.mcp_client import (
     McpPool,
     McpUnavailable,
     TaskHandle,
+    TaskMethod,
     TaskStatus,
     describe_failure,
 )
@@ -141,6 +144,12 @@ def _input_required(name: str, result: InputRequiredResult) -> McpInputRequired:
     return needed
 
 
+def _request_timeout_s() -> float:
+    """An MCP request may take as long as the activity that sends it (its start-to-close)."""
+    timeout = activity.info().start_to_close_timeout
+    return timeout.total_seconds() if timeout else MCP_DEFAULT_TIMEOUT_S
+
+
 def _task(handle: TaskHandle | TaskStatus) -> McpTask:
     interval = (handle.poll_interval_ms or 0) / 1000
     return McpTask(
@@ -188,6 +197,17 @@ class McpActivities:
                 session.add(server)
                 await session.commit()
 
+    async def _client(self, server_id: int, name: str, connection: McpConnection) -> Client:
+        """The pool's live client for the server; one that cannot be had is recorded and fails the
+        attempt with the retryable `McpServerUnavailable` (nothing was sent)."""
+        try:
+            return await self._pool.client(server_id, connection)
+        except McpUnavailable as exc:
+            await self._note(server_id, f"unreachable: {exc}"[:1000])
+            raise ApplicationError(
+                f"MCP server for {name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
+            ) from None
+
     async def _connection(self, server_id: int, name: str) -> tuple[McpConnection, str | None]:
         async with session_scope(self._settings) as session:
             server = await session.get(McpServer, server_id)
@@ -216,15 +236,8 @@ class McpActivities:
 
     async def _call(self, params: McpCallInput, beat: _Beat) -> McpCallOutcome:
         connection, last_error = await self._connection(params.server_id, params.name)
-        timeout = activity.info().start_to_close_timeout
-        timeout_s = timeout.total_seconds() if timeout else 120.0
-        try:
-            client = await self._pool.client(params.server_id, connection)
-        except McpUnavailable as exc:  # nothing was sent: always safe to try again
-            await self._note(params.server_id, f"unreachable: {exc}"[:1000])
-            raise ApplicationError(
-                f"MCP server for {params.name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
-            ) from None
+        timeout_s = _request_timeout_s()
+        client = await self._client(params.server_id, params.name, connection)
 
         async def perform() -> Any:
             result = await self._pool.call(
@@ -282,19 +295,19 @@ class McpActivities:
         return McpCallOutcome(result=await tool_result(params.name, output["output"]))
 
     async def _task_request(
-        self, ref: McpTaskRef, method: str, input_responses: dict[str, Any] | None = None
+        self, ref: McpTaskRef, method: TaskMethod, input_responses: dict[str, Any] | None = None
     ) -> TaskStatus | None:
         """One request about a task; every one of them is safe to send again (a poll reads, a
         cancel is idempotent, and a server ignores answers to questions no longer open)."""
         connection, _ = await self._connection(ref.server_id, ref.name)
+        client = await self._client(ref.server_id, ref.name, connection)
         try:
-            client = await self._pool.client(ref.server_id, connection)
             return await self._pool.task(
                 ref.server_id,
                 client,
-                method,  # type: ignore[arg-type]
+                method,
                 ref.task_id,
-                timeout_s=30.0,
+                timeout_s=_request_timeout_s(),
                 input_responses=input_responses,
             )
         except MCPError as exc:
@@ -307,10 +320,6 @@ class McpActivities:
                 ) from None
             raise ApplicationError(
                 f"{ref.name}: tasks/{method} failed: {exc.message[:500]}", type=MCP_SERVER_UNAVAILABLE
-            ) from None
-        except McpUnavailable as exc:
-            raise ApplicationError(
-                f"MCP server for {ref.name!r} unavailable: {exc}", type=MCP_SERVER_UNAVAILABLE
             ) from None
         except Exception as exc:
             raise ApplicationError(

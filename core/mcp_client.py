@@ -119,6 +119,10 @@ class TaskStatus(Result):
     input_requests: dict[str, Any] | None = Field(None, alias="inputRequests")
 
 
+TaskMethod = Literal["get", "update", "cancel"]
+"""The requests about a task: `tasks/get`, `tasks/update`, `tasks/cancel`."""
+
+
 class _TaskParams(RequestParams):
     task_id: str = Field(alias="taskId")
     input_responses: dict[str, Any] | None = Field(None, alias="inputResponses")
@@ -352,7 +356,7 @@ class McpPool:
         self,
         server_id: int,
         client: Client,
-        method: Literal["get", "update", "cancel"],
+        method: TaskMethod,
         task_id: str,
         *,
         timeout_s: float,
