@@ -8,7 +8,9 @@ that connects, or reconnects, is first replayed the execution's kept deltas (liv
 kept a day), so a running node's text starts again from offset 0 and goes on live; a client
 keeps one text per node and attempt and skips offsets it has (every delta carries its offset).
 Only the execution's own deltas are replayed (read from the table after subscribing, so none
-falls between the two; a live one already replayed is skipped by id).
+falls between the two; a live one already handed out is skipped by id). Before a node's end is
+passed on, the deltas the hub has not delivered yet are read from the table, so the text comes
+first even where the hub polls (SQLite, every half second).
 """
 
 import asyncio
@@ -21,7 +23,7 @@ from sqlmodel import col, select
 from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA
 from core.models import LiveEvent
-from services.dag_event_stream import StreamItem
+from services.dag_event_stream import Gap, StreamItem
 from services.realtime import REPLAY_LIMIT, EventHub
 
 
@@ -36,17 +38,22 @@ class LiveDelta:
 
 
 _DONE = object()
+NODE_ENDS = frozenset({"node_succeeded", "node_failed"})
 
 
-async def _kept(hub: EventHub, execution_id: str) -> list[LiveEvent]:
-    """The execution's kept deltas (the newest `REPLAY_LIMIT`), oldest first."""
+async def _kept(
+    hub: EventHub, execution_id: str, *, node_id: str | None = None, after: int = 0
+) -> list[LiveEvent]:
+    """The execution's kept deltas (of one node, if given) after the id `after` (the newest
+    `REPLAY_LIMIT`), oldest first."""
+    data = col(LiveEvent.data)
+    mine = [data["execution_id"].as_string() == execution_id, col(LiveEvent.id) > after]
+    if node_id is not None:
+        mine.append(data["node_id"].as_string() == node_id)
     async with session_scope(hub.settings) as session:
         query = (
             select(LiveEvent)
-            .where(
-                col(LiveEvent.type) == NODE_OUTPUT_DELTA,
-                col(LiveEvent.data)["execution_id"].as_string() == execution_id,
-            )
+            .where(col(LiveEvent.type) == NODE_OUTPUT_DELTA, *mine)
             .order_by(col(LiveEvent.id).desc())
             .limit(REPLAY_LIMIT)
         )
@@ -68,11 +75,9 @@ async def merged(
     """The stream's items, with the execution's deltas interleaved (the kept ones first, then as
     they arrive), until the stream ends."""
     async with hub.subscribe() as live:  # before reading the kept ones: nothing falls between
-        kept = await _kept(hub, execution_id)
-        replayed = max((event.id or 0 for event in kept), default=0)
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        for event in kept:
-            queue.put_nowait(_delta(event.data))
+        for event in await _kept(hub, execution_id):
+            queue.put_nowait((event.id, _delta(event.data)))
 
         async def stream() -> None:
             try:
@@ -86,15 +91,34 @@ async def merged(
             while True:
                 event = await live.next()
                 data = event.get("data") or {}
-                mine = event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id
-                if mine and int(event["id"]) > replayed:  # not one replayed above
-                    await queue.put(_delta(data))
+                if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id:
+                    await queue.put((int(event["id"]), _delta(data)))
 
         tasks = [asyncio.create_task(stream()), asyncio.create_task(deltas())]
+        delivered: set[int] = set()  # a delta that comes twice (replayed, then live) goes once
+        last_of: dict[str | None, int] = {}  # per node: one activity writes its deltas in order
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
                     raise item
+                if isinstance(item[1], LiveDelta):
+                    event_id, delta = item
+                    if event_id not in delivered:
+                        delivered.add(event_id)
+                        last_of[delta.node_id] = max(last_of.get(delta.node_id, 0), event_id)
+                        yield delta
+                    continue
+                if not isinstance(item, Gap) and item[1].kind in NODE_ENDS:
+                    # A node's text comes before its end, though the hub may still be on its way
+                    # with the last of it (on SQLite it polls the table): read what it has not.
+                    node_id = item[1].node_id
+                    for event in await _kept(
+                        hub, execution_id, node_id=node_id, after=last_of.get(node_id, 0)
+                    ):
+                        if event.id is not None and event.id not in delivered:
+                            delivered.add(event.id)
+                            last_of[node_id] = event.id
+                            yield _delta(event.data)
                 yield item
         finally:
             for task in tasks:

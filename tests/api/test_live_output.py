@@ -5,7 +5,9 @@ client of the execution's events gets the text as `node_output_delta` before `no
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,10 +15,14 @@ import pytest_asyncio
 from sqlmodel import col, select
 from temporalio.client import Client
 
+from contracts.dag import DagEvent
 from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA, RUN_PROGRESS, publish
 from core.models import LiveEvent
 from core.settings import Settings
+from services.dag_event_stream import StreamItem
+from services.live_output import merged
+from services.realtime import EventHub
 from tests.api.dag_helpers import make_dag, start, wait_closed
 from tests.api.sse import read_events, served_api
 from tests.fakes.openai_server import FakeOpenAI
@@ -132,3 +138,34 @@ async def test_a_client_that_connects_mid_answer_is_replayed_the_text_so_far(
     deltas = [e["data"] for e in events if e["event"] == "node_output_delta"]
     assert deltas[0]["offset"] == 0 and "".join(d["text"] for d in deltas) == text
     assert max(i for i, k in enumerate(kinds) if k == "node_output_delta") < kinds.index("node_succeeded")
+
+
+async def test_a_nodes_text_comes_before_its_end_even_when_the_hub_has_not_delivered_it(
+    settings: Settings,
+) -> None:
+    """Where the hub polls (SQLite, every half second) the last deltas can still be on their way
+    when the node's end arrives: they are read from the table first. Rows written here without a
+    NOTIFY are deltas the hub has not delivered."""
+    execution_id = f"dag-live-{uuid.uuid4().hex[:8]}"
+    hub = EventHub(settings)
+
+    async def durable() -> AsyncIterator[StreamItem]:
+        async with session_scope(settings) as session:
+            for offset, text in ((0, "late "), (5, "text")):
+                data = {
+                    "execution_id": execution_id,
+                    "node_id": "say",
+                    "attempt": 1,
+                    "offset": offset,
+                    "text": text,
+                }
+                session.add(LiveEvent(type=NODE_OUTPUT_DELTA, data=data))
+            await session.commit()
+        yield 0, DagEvent(kind="node_succeeded", node_id="say", at=datetime.now(UTC))
+
+    try:
+        got = [item async for item in merged(durable(), hub, execution_id)]
+    finally:
+        await hub.close()
+    assert [getattr(i, "text", None) for i in got[:2]] == ["late ", "text"]
+    assert isinstance(got[2], tuple) and got[2][1].kind == "node_succeeded"
