@@ -37,6 +37,14 @@ class LiveDelta:
     text: str
 
 
+@dataclass(frozen=True)
+class _Queued:
+    """A delta waiting in the merge's queue, with its live event id (beside the stream's items)."""
+
+    event_id: int
+    delta: LiveDelta
+
+
 _DONE = object()
 NODE_ENDS = frozenset({"node_succeeded", "node_failed"})
 
@@ -77,7 +85,7 @@ async def merged(
     async with hub.subscribe() as live:  # before reading the kept ones: nothing falls between
         queue: asyncio.Queue[Any] = asyncio.Queue()
         for event in await _kept(hub, execution_id):
-            queue.put_nowait((event.id, _delta(event.data)))
+            queue.put_nowait(_Queued(event.id or 0, _delta(event.data)))
 
         async def stream() -> None:
             try:
@@ -92,7 +100,7 @@ async def merged(
                 event = await live.next()
                 data = event.get("data") or {}
                 if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id:
-                    await queue.put((int(event["id"]), _delta(data)))
+                    await queue.put(_Queued(int(event["id"]), _delta(data)))
 
         tasks = [asyncio.create_task(stream()), asyncio.create_task(deltas())]
         delivered: set[int] = set()  # a delta that comes twice (replayed, then live) goes once
@@ -101,14 +109,14 @@ async def merged(
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
                     raise item
-                if isinstance(item[1], LiveDelta):
-                    event_id, delta = item
+                if isinstance(item, _Queued):
+                    event_id, delta = item.event_id, item.delta
                     if event_id not in delivered:
                         delivered.add(event_id)
                         last_of[delta.node_id] = max(last_of.get(delta.node_id, 0), event_id)
                         yield delta
                     continue
-                if not isinstance(item, Gap) and item[1].kind in NODE_ENDS:
+                if not isinstance(item, Gap) and item[1].kind in NODE_ENDS:  # (offset, event)
                     # A node's text comes before its end, though the hub may still be on its way
                     # with the last of it (on SQLite it polls the table): read what it has not.
                     node_id = item[1].node_id

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA, RUN_PROGRESS, publish
 from core.models import LiveEvent
 from core.settings import Settings
-from services.dag_event_stream import StreamItem
+from services.dag_event_stream import Gap, StreamItem
 from services.live_output import merged
 from services.realtime import EventHub
 from tests.api.dag_helpers import make_dag, start, wait_closed
@@ -150,6 +150,7 @@ async def test_a_nodes_text_comes_before_its_end_even_when_the_hub_has_not_deliv
     hub = EventHub(settings)
 
     async def durable() -> AsyncIterator[StreamItem]:
+        yield Gap(first=0, last=0)  # the stream's other items pass through as they are
         async with session_scope(settings) as session:
             for offset, text in ((0, "late "), (5, "text")):
                 data = {
@@ -167,5 +168,6 @@ async def test_a_nodes_text_comes_before_its_end_even_when_the_hub_has_not_deliv
         got = [item async for item in merged(durable(), hub, execution_id)]
     finally:
         await hub.close()
-    assert [getattr(i, "text", None) for i in got[:2]] == ["late ", "text"]
-    assert isinstance(got[2], tuple) and got[2][1].kind == "node_succeeded"
+    assert got[0] == Gap(first=0, last=0)
+    assert [getattr(i, "text", None) for i in got[1:3]] == ["late ", "text"]
+    assert isinstance(got[3], tuple) and got[3][1].kind == "node_succeeded"
