@@ -17,6 +17,7 @@ from temporalio.workflow import ActivityConfig
 from activities.agent_options import AgentDeps
 from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
 from activities.llm_models import LLM_RETRY, LLM_TIMEOUT, MODEL_ID_PREFIX, resolve_model
+from activities.loop_pause import PauseAtTurn
 from activities.tools.mcp_toolset import McpToolset
 from activities.tools.registry import TOOLS
 from activities.tools.toolset import build_toolset
@@ -32,6 +33,7 @@ goalflow_agent: Agent[AgentDeps, Any] = Agent(
     toolsets=[build_toolset(TOOLS.values()), McpToolset()],
     capabilities=[
         ResolveModelId(resolve_model),
+        PauseAtTurn(),
         TemporalDurability(
             model_activity_config=ActivityConfig(
                 start_to_close_timeout=LLM_TIMEOUT,

@@ -111,6 +111,25 @@ class AgentRunOutput(BaseModel):
     """The models that failed for good before the one that answered, in the order they were tried."""
 
 
+class LoopCarry(BaseModel):
+    """An agent loop paused at a turn so its workflow can continue as new: the conversation so far,
+    ending in the request not sent yet, and what the run had spent and tried. The next run goes on
+    from here without repeating a model request or a tool call. Large conversations leave the
+    history by reference like any large payload (core/payload_blobs.py)."""
+
+    messages: list[Any]
+    """pydantic-ai's messages as JSON (`ModelMessagesTypeAdapter`), the last one the pending request."""
+    usage: TokenUsage = TokenUsage()
+    """Tokens spent so far by the run, failed tries and earlier models included."""
+    model_index: int = 0
+    """Which of the version's models was answering: 0 its own, n its n-th fallback."""
+    fallback_from: list[ModelFailure] = []
+    node_try: int = 1
+    """The node's own try (its `retry`) the loop belongs to."""
+    elapsed_ms: int = 0
+    """Time the run had taken in earlier workflow runs."""
+
+
 AGENT_REQUEST_ACTIVITY = "agent_request"
 """The activity that runs a whole agent run of a version without tools: one model request."""
 NEEDS_AGENT_LOOP = "NeedsAgentLoop"

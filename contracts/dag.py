@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.contrib.workflow_streams import WorkflowStreamState
 
-from contracts.agents import AgentSnapshot, ModelFailure
+from contracts.agents import AgentSnapshot, LoopCarry, ModelFailure
 from contracts.mcp import is_mcp_tool
 from contracts.usage import TokenUsage
 
@@ -356,6 +356,15 @@ class CarriedNode(BaseModel):
     d: Literal["person", "timeout"] | None = Field(default=None, exclude_if=_is_none)
 
 
+class PausedNode(BaseModel):
+    """A running agent node whose loop paused for continue-as-new: the loop's carry and what its
+    state showed, so the next run shows the same attempt and start."""
+
+    loop: LoopCarry
+    attempts: int
+    started_at: datetime | None = None
+
+
 class DagCarry(BaseModel):
     """What one run of DagWorkflow hands the next across continue-as-new."""
 
@@ -373,6 +382,9 @@ class DagCarry(BaseModel):
     """Carried `t0`/`t1` are milliseconds after this epoch millisecond (0: plain epoch ms)."""
     approval_deadlines: dict[str, int] = Field(default_factory=dict, exclude_if=_is_empty)
     """Epoch ms at which the approval of a node still waiting runs out: the next run keeps it."""
+    loops: dict[str, "PausedNode"] = Field(default_factory=dict, exclude_if=_is_empty)
+    """Agent nodes paused in the middle of their loop (workflows/agent_runs.py): the next run
+    resumes each where it stopped."""
 
 
 class RunDagInput(BaseModel):
@@ -389,6 +401,9 @@ class RunDagInput(BaseModel):
     nodes_per_run: int | None = Field(default=None, ge=1)
     """Continue-as-new after this many node completions in one run even when Temporal does not
     suggest it yet (tests and very chatty DAGs); None: only when suggested."""
+    events_per_run: int | None = Field(default=None, ge=1)
+    """Continue-as-new once a run's history holds this many events, even in the middle of an
+    agent loop, before Temporal suggests it (tests); None: only when suggested."""
 
 
 MAX_TOKENS_BUDGET = 2**53

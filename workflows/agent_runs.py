@@ -28,7 +28,8 @@ Provider failures are turned into typed, non-retryable application errors so cal
 them by type.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ from contracts.agents import (
     AgentRequestInput,
     AgentRunOutput,
     AgentSnapshot,
+    LoopCarry,
     ModelFailure,
 )
 from contracts.usage import TokenUsage
@@ -50,11 +52,21 @@ from contracts.usage import TokenUsage
 with workflow.unsafe.imports_passed_through():
     from pydantic_ai import capture_run_messages
     from pydantic_ai.exceptions import UsageLimitExceeded
-    from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserContent
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelMessagesTypeAdapter,
+        ModelRequest,
+        ModelResponse,
+        ToolReturnPart,
+        UserContent,
+    )
+    from pydantic_ai.usage import RunUsage
 
     from activities.agent_options import (
         classify_model_error,
         limit_reached,
+        messages_as_json,
+        nested_usage_counts,
         response_usage_counts,
         run_options,
         usage_counts,
@@ -63,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
     from activities.llm import goalflow_agent
     from activities.llm_models import LLM_RETRY, LLM_TIMEOUT
+    from activities.loop_pause import LoopPaused, pausing
     from activities.tools.mcp_toolset import offering
 
 ONE_ACTIVITY_PATCH = "agent-run-one-activity"
@@ -148,6 +161,8 @@ async def run_agent(
     output_type: Any = None,
     activity_id: str | None = None,
     summary: str | None = None,
+    pause_when: Callable[[], bool] | None = None,
+    resume: LoopCarry | None = None,
 ) -> AgentRunOutput:
     """Run one agent version on a prompt (text, or parts such as attached files and images);
     every model request and tool call is a Temporal activity. `output_type` replaces the
@@ -156,14 +171,20 @@ async def run_agent(
     a fallback's activity gets `-fallback-<n>` after the id.
 
     When the version's model fails for good, its fallbacks are tried in order; the answer says
-    which model answered (`answered_by`) and which failed before it (`fallback_from`)."""
+    which model answered (`answered_by`) and which failed before it (`fallback_from`).
+
+    With `pause_when`, an agent loop stops at a turn once it returns True and raises `LoopPaused`
+    carrying the conversation; `resume` (that carry, in the next workflow run) goes on from it."""
     started = workflow.now()
     models = [agent]
     if agent.fallbacks and workflow.patched(FALLBACKS_PATCH):
         models += [agent.on_model(fallback) for fallback in agent.fallbacks]
-    tally = _Tally()
-    failed: list[ModelFailure] = []
+    tally = _Tally(usage=resume.usage if resume else TokenUsage())
+    failed: list[ModelFailure] = list(resume.fallback_from) if resume else []
+    first = resume.model_index if resume else 0
     for index, candidate in enumerate(models):
+        if index < first:
+            continue
         base = summary or f"{agent.name} v{agent.version}"
         try:
             output = await _run_on(
@@ -173,7 +194,16 @@ async def run_agent(
                 activity_id=f"{activity_id}-fallback-{index}" if activity_id and index else activity_id,
                 summary=f"{base} (fallback {index}: {candidate.model_label})" if index else summary,
                 tally=tally,
+                pause_when=pause_when,
+                resume=resume if index == first else None,
             )
+        except LoopPaused as paused:
+            assert isinstance(paused.carry, LoopCarry)
+            paused.carry.usage = tally.usage
+            paused.carry.model_index = index
+            paused.carry.fallback_from = failed
+            paused.carry.elapsed_ms = _elapsed_ms(started, resume)
+            raise
         except Exception as exc:
             reason = model_failed_for_good(exc)
             if reason is None or index == len(models) - 1:
@@ -191,15 +221,20 @@ async def run_agent(
                 models[index + 1].model_label,
             )
             continue
-        elapsed = workflow.now() - started
         return AgentRunOutput(
             output=output,
             usage=tally.usage,
-            execution_time_ms=int(elapsed.total_seconds() * 1000),
+            execution_time_ms=_elapsed_ms(started, resume),
             answered_by=candidate.model_label,
             fallback_from=failed,
         )
     raise errors.WorkflowBug("unreachable: the last model either answers or raises")
+
+
+def _elapsed_ms(started: Any, resume: LoopCarry | None) -> int:
+    """Milliseconds the run has taken, earlier workflow runs included."""
+    elapsed = int((workflow.now() - started).total_seconds() * 1000)
+    return elapsed + (resume.elapsed_ms if resume else 0)
 
 
 def _final(exc: Exception, reason: tuple[str, str] | None, failed: list[ModelFailure]) -> Exception:
@@ -226,10 +261,15 @@ async def _run_on(
     activity_id: str | None,
     summary: str | None,
     tally: _Tally,
+    pause_when: Callable[[], bool] | None = None,
+    resume: LoopCarry | None = None,
 ) -> Any:
-    """One try on one model: its output; what it spent is added to `tally`, also when it fails."""
+    """One try on one model: its output; what it spent is added to `tally`, also when it fails
+    or pauses."""
     repair: list[ModelMessage] | None = None
-    if runs_as_one_activity(agent, prompt, output_type) and workflow.patched(ONE_ACTIVITY_PATCH):
+    if resume is not None:
+        repair = ModelMessagesTypeAdapter.validate_python(resume.messages)
+    elif runs_as_one_activity(agent, prompt, output_type) and workflow.patched(ONE_ACTIVITY_PATCH):
         assert isinstance(prompt, str)
         try:
             answer = await workflow.execute_activity(
@@ -256,19 +296,41 @@ async def _run_on(
     options = run_options(agent)
     if output_type is not None:
         options["output_type"] = output_type
+    carried = RunUsage()
+    if resume is not None:
+        # The limits count the whole run: what the conversation already holds counts.
+        carried.requests = sum(isinstance(m, ModelResponse) for m in repair or [])
+        requests = [m for m in repair or [] if isinstance(m, ModelRequest)]
+        carried.tool_calls = sum(isinstance(part, ToolReturnPart) for m in requests for part in m.parts)
+        options["usage"] = RunUsage(requests=carried.requests, tool_calls=carried.tool_calls)
+    elif repair is not None:
+        options["retries"] = REPAIR_RETRIES
     if repair is not None:
         options["message_history"] = repair
-        options["retries"] = REPAIR_RETRIES
     with capture_run_messages() as messages, offering(agent.mcp_tools):
+        start = len(repair or [])
         try:
-            result = await goalflow_agent.run(None if repair is not None else prompt, **options)
+            with pausing(pause_when, messages, start) if pause_when else nullcontext():
+                result = await goalflow_agent.run(None if repair is not None else prompt, **options)
+        except LoopPaused as paused:
+            new = [*messages[start:], paused.request]
+            tally.usage += TokenUsage(**response_usage_counts(new))
+            tally.usage += TokenUsage(**nested_usage_counts(new))
+            paused.carry = LoopCarry(messages=messages_as_json([*messages, paused.request]))
+            raise
         except Exception as exc:
             # What the failed run spent (its history's responses were counted already).
             tally.usage += TokenUsage(**response_usage_counts(messages[len(repair or []) :]))
             if isinstance(exc, UsageLimitExceeded) and (typed := limit_reached(agent, exc)) is not exc:
                 raise typed from None
             raise
-    tally.usage += TokenUsage(**usage_counts(result.usage, result.all_messages()))
+    if resume is not None:
+        # Tools' usage in the carried conversation was counted when the loop paused.
+        counts = usage_counts(result.usage, result.all_messages()[start:])
+        counts["requests"] -= carried.requests
+        tally.usage += TokenUsage(**counts)
+    else:
+        tally.usage += TokenUsage(**usage_counts(result.usage, result.all_messages()))
     return result.output
 
 

@@ -15,6 +15,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import goalflow_agent
     from activities.store import load_agent_snapshot
 
+ACTIVITY_ID_PATCH = "agent-test-activity-id"
+TEST_ACTIVITY_ID = "test-1-agent-1"
+"""The agent request's activity id: `<node>-<attempt>-agent-<try>`, the shape a DAG node's has."""
+
 
 @workflow.defn(name=AGENT_TEST_WORKFLOW)
 class AgentTestWorkflow:
@@ -31,8 +35,11 @@ class AgentTestWorkflow:
             summary=f"load agent {params.agent_id}",
         )
         workflow.set_current_details(f"running {agent.name} v{agent.version} on {agent.model}")
+        # Since this patch the agent's request activity has an id that names it as a node
+        # (contracts/agents.py `node_of_activity`), so its text is published as it is written.
+        activity_id = TEST_ACTIVITY_ID if workflow.patched(ACTIVITY_ID_PATCH) else None
         try:
-            result = await run_agent(agent, params.prompt)
+            result = await run_agent(agent, params.prompt, activity_id=activity_id)
         except FailureError:
             await record_usage(RUN_KIND_AGENT_TEST, "failed", TokenUsage(), agent_name=agent.name)
             raise

@@ -123,6 +123,7 @@ class DagWorkflow:
         )
         self._control = DagControl(self._graph, self._events, wake=self._wake)
         self._runner.tool_gate = self._control.tool_gate
+        self._runner.pause_when = lambda: self._history_due(params)
         self._launcher = NodeLauncher(
             self._graph, self._runner, self._events, max_parallel=spec.max_parallel, wake=self._wake
         )
@@ -283,7 +284,13 @@ class DagWorkflow:
                 )
             self._hold_at_budget()
             self._report()
-            if not (self._launcher.tasks or graph.ready or graph.awaiting_resume or graph.waiting_approval):
+            if not (
+                self._launcher.tasks
+                or graph.ready
+                or graph.awaiting_resume
+                or graph.waiting_approval
+                or graph.paused
+            ):
                 return
             if self._continue_as_new_due(params):
                 self._draining = True
@@ -301,13 +308,25 @@ class DagWorkflow:
             self._dirty = False
 
     def _continue_as_new_due(self, params: RunDagInput) -> bool:
-        limit = params.nodes_per_run
-        reached = limit is not None and self._graph.finished_this_run >= limit
-        if self._budget_wait:
-            return False  # one pause, one prompt: the run continues as new after the raise
-        if reached or workflow.info().is_continue_as_new_suggested():
+        if self._graph.paused:
+            return True  # an agent loop stopped for it: only the next run resumes it
+        if self._history_due(params):
             return self._graph.done + len(self._launcher.tasks) < len(self._graph.nodes)
         return False
+
+    def _history_due(self, params: RunDagInput) -> bool:
+        """Whether this run has done enough to hand over to a new one (Temporal suggests it, or a
+        test's `nodes_per_run` / `events_per_run` is reached); running agent loops stop at their
+        next turn when it is."""
+        if self._budget_wait:
+            return False  # one pause, one prompt: the run continues as new after the raise
+        info = workflow.info()
+        nodes, events = params.nodes_per_run, params.events_per_run
+        return (
+            (nodes is not None and self._graph.finished_this_run >= nodes)
+            or (events is not None and info.get_current_history_length() >= events)
+            or info.is_continue_as_new_suggested()
+        )
 
     def _hold_at_budget(self) -> None:
         """`on_budget: ask`: pause before a further node would start past the budget."""

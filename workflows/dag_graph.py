@@ -23,6 +23,7 @@ from contracts.dag import (
     NodeStatus,
     OnBudget,
     OnFailure,
+    PausedNode,
 )
 from contracts.usage import TokenUsage
 from workflows.dag_events import DagEvents
@@ -76,6 +77,10 @@ class DagGraph:
         }
         self.deadlines_due: list[str] = []
         """Nodes that just started waiting with a deadline: the workflow arms their timers."""
+        self.resumes: dict[str, PausedNode] = dict(carry.loops)
+        """Agent nodes an earlier run paused in their loop: they go on where they stopped."""
+        self.paused: dict[str, PausedNode] = {}
+        """Agent nodes this run paused in their loop, for the next run (`carry_out`)."""
 
     def _restore(self, spec: DagSpec, carry: DagCarry) -> None:
         base = carry.time_base_ms
@@ -156,8 +161,17 @@ class DagGraph:
         state.finished_at = None
         state.error = None
         state.waiting_reason = None
-        self.events.publish("node_started", node_id=node_id, status=state.status)
+        message = ""
+        if (resumed := self.resumes.get(node_id)) is not None:
+            state.attempts, state.started_at = resumed.attempts, resumed.started_at or state.started_at
+            message = "resumed after continue-as-new"
+        self.events.publish("node_started", node_id=node_id, status=state.status, message=message)
         return state
+
+    def pause(self, node_id: str, paused: PausedNode) -> None:
+        """A running agent node stopped its loop for continue-as-new: it stays running, and the
+        next run resumes it."""
+        self.paused[node_id] = paused
 
     # ---------------------------------------------------------------- finishing
 
@@ -241,6 +255,10 @@ class DagGraph:
                     queue.append(child)
 
     def close_unstarted(self, status: NodeStatus, reason: str) -> None:
+        for node_id in self.paused:  # a loop paused for continue-as-new ends with the run
+            state = self.nodes[node_id]
+            state.status, state.error = NodeStatus.cancelled, reason
+        self.paused.clear()
         for state in self.nodes.values():
             if state.status in (NodeStatus.pending, NodeStatus.waiting_approval):
                 state.status = status
@@ -307,5 +325,6 @@ class DagGraph:
             layout="".join(layout),
             time_base_ms=base,
             approval_deadlines=deadlines,
+            loops=dict(self.paused),
         )
         return trimmed, carry

@@ -19,11 +19,15 @@ from collections.abc import Callable
 from temporalio import workflow
 from temporalio.exceptions import FailureError, is_cancelled_exception
 
-from contracts.dag import NodeSpec, NodeStatus
+from contracts.agents import LoopCarry
+from contracts.dag import NodeSpec, NodeStatus, PausedNode
 from contracts.templates import TemplateError
 from workflows.dag_events import DagEvents
 from workflows.dag_graph import DagGraph
 from workflows.dag_nodes import NodeRunner, describe, tool_info
+
+with workflow.unsafe.imports_passed_through():
+    from activities.loop_pause import LoopPaused
 
 LOCAL_PER_TASK = 250
 """Local-activity nodes started per workflow task before `LOCAL_TASK_BYTES_PATCH`."""
@@ -100,8 +104,17 @@ class NodeLauncher:
         # No `finally`: when the worker evicts the workflow, the coroutine is closed with
         # GeneratorExit outside the workflow event loop, where workflow.now() must not run.
         state = self._graph.nodes[node.id]
+        resumed = self._graph.resumes.pop(node.id, None)
         try:
-            output = await self._runner.execute(node, attempt)
+            output = await self._runner.execute(node, attempt, resume=resumed.loop if resumed else None)
+        except LoopPaused as paused:
+            assert isinstance(paused.carry, LoopCarry)
+            self._graph.pause(
+                node.id, PausedNode(loop=paused.carry, attempts=attempt, started_at=state.started_at)
+            )
+            self.tasks.pop(node.id, None)
+            self._wake()
+            return
         except asyncio.CancelledError:
             state.status = NodeStatus.cancelled
             self._node_done(node.id, local)

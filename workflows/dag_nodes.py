@@ -15,7 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
-from contracts.agents import AgentSnapshot
+from contracts.agents import AgentSnapshot, LoopCarry
 from contracts.dag import NodeOutput, NodeSpec, NodeState
 from contracts.mcp import MCP_CALL_ACTIVITY, McpTool, is_mcp_tool
 from contracts.templates import references, resolve, stringify
@@ -27,6 +27,7 @@ from workflows.store_options import STORE_TIMEOUT
 with workflow.unsafe.imports_passed_through():
     from activities.dag import OffloadInput, load_artifact_text, offload_output
     from activities.heartbeat import STORE_HEARTBEAT_TIMEOUT, TOOL_HEARTBEAT_TIMEOUT
+    from activities.loop_pause import LoopPaused
     from activities.tools.mcp_toolset import McpGate, approvals, call_durably
 
 LOCAL_FAILURE_BYTES = 8 * 1024
@@ -84,6 +85,8 @@ class NodeRunner:
         """Where an agent node's MCP calls that need approval wait (the workflow's control)."""
         self.local_result_bytes = 0
         """Result bytes of every local activity so far: what their markers carry into history."""
+        self.pause_when: Callable[[], bool] | None = None
+        """When an agent node's loop should stop at a turn (the workflow is due to continue as new)."""
 
     def _outputs_for(self, value: Any) -> dict[str, NodeOutput]:
         return {
@@ -92,15 +95,16 @@ class NodeRunner:
             if ref.node is not None and ref.node in self._nodes
         }
 
-    async def execute(self, node: NodeSpec, attempt: int) -> NodeOutput:
-        """Run the node once (Temporal retries inside); raises FailureError/TemplateError/TimeoutError."""
+    async def execute(self, node: NodeSpec, attempt: int, *, resume: LoopCarry | None = None) -> NodeOutput:
+        """Run the node once (Temporal retries inside); raises FailureError/TemplateError/TimeoutError,
+        or `LoopPaused` when an agent node's loop stopped for continue-as-new (`resume` goes on)."""
         key = f"{node.id}-{attempt}"
         if not workflow.patched(NODE_ACTIVITY_IDS):
             key = ""
         info = tool_info(node)
         if info is not None:
             return await self._execute_tool(node, info, key)
-        return await self._execute_agent(node, key)
+        return await self._execute_agent(node, key, resume)
 
     async def _execute_tool(self, node: NodeSpec, info: ToolInfo, key: str) -> NodeOutput:
         args = (
@@ -161,9 +165,9 @@ class NodeRunner:
             output.preview = result.preview
         return output
 
-    async def _execute_agent(self, node: NodeSpec, key: str) -> NodeOutput:
+    async def _execute_agent(self, node: NodeSpec, key: str, resume: LoopCarry | None) -> NodeOutput:
         assert node.agent is not None and node.prompt is not None
-        outputs = self._outputs_for(node.prompt)
+        outputs = self._outputs_for(node.prompt) if resume is None else {}  # a resumed loop has its prompt
         texts: dict[str, str] = {}
         for output in outputs.values():
             if output.artifact is not None and output.artifact not in texts:
@@ -178,13 +182,16 @@ class NodeRunner:
         prompt = stringify(resolve(node.prompt, params=self._params, outputs=outputs, artifact_texts=texts))
         snapshot = with_overrides(self._agents[node.agent], node)
         attempts = node.retry.max_attempts if node.retry else 1
-        for attempt in range(1, attempts + 1):
+        first = resume.node_try if resume else 1
+        for attempt in range(first, attempts + 1):
             # A version without tools is one `agent_request` activity, named after the node.
             run = run_agent(
                 snapshot,
                 prompt,
                 activity_id=f"{key}-agent-{attempt}" if key else None,
                 summary=f"node {node.id}: {snapshot.name} v{snapshot.version}",
+                pause_when=self.pause_when,
+                resume=resume if attempt == first else None,
             )
             bounded = asyncio.wait_for(run, node.timeout_s) if node.timeout_s is not None else run
             try:
@@ -192,6 +199,10 @@ class NodeRunner:
                 with approvals(self.tool_gate(node.id), prefix) if self.tool_gate else nullcontext():
                     result = await bounded
                 break
+            except LoopPaused as paused:
+                assert isinstance(paused.carry, LoopCarry)
+                paused.carry.node_try = attempt
+                raise
             except (FailureError, TimeoutError):
                 if attempt == attempts:
                     raise

@@ -28,10 +28,13 @@ RECORD = os.environ.get("GOALFLOW_RECORD_HISTORIES") == "1"
 
 def replayer(*workflows: type) -> Replayer:
     """A Replayer with the worker's pydantic-ai plugin and the session's codec, so payloads decode
-    as they did live (recorded plaintext histories pass through the codec unchanged)."""
+    as they did live (recorded plaintext histories pass through the codec unchanged). Commands it
+    encodes stay inline (the largest threshold): replay compares no payloads, and a replay test run
+    on its own has no database for stored pieces."""
+    settings = Settings(codec_keys=CODEC_KEYS, payload_blob_threshold_bytes=2 * 1024 * 1024)
     return Replayer(
         workflows=list(workflows),
-        data_converter=data_converter(Settings(codec_keys=CODEC_KEYS)),
+        data_converter=data_converter(settings),
         plugins=[PydanticAIPlugin()],
     )
 

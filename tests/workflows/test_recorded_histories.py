@@ -14,12 +14,27 @@ from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
+from activities import loop_pause
+from activities.tools import mcp_toolset
 from contracts import workflow_names
 from tests.workflows.replay import HISTORIES, load, replayer
 from worker import WORKFLOWS
-from workflows import agent_runs, dag, dag_launcher, dag_nodes, dag_patches, goal, scaffold_planning, usage
+from workflows import (
+    agent_runs,
+    agent_test,
+    dag,
+    dag_launcher,
+    dag_nodes,
+    dag_patches,
+    goal,
+    scaffold_planning,
+    usage,
+)
 
-WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
+ROOT = Path(__file__).resolve().parents[2]
+PATCHED_CODE = [ROOT / "workflows", ROOT / "activities"]
+"""Where `workflow.patched` is called: workflow code, and the activities module code that runs in
+workflows (pydantic-ai capabilities and toolsets)."""
 
 PATCH_TYPES: dict[str, set[str]] = {
     dag_nodes.NODE_ACTIVITY_IDS: {workflow_names.DAG_WORKFLOW},
@@ -35,6 +50,9 @@ PATCH_TYPES: dict[str, set[str]] = {
     goal.SUMMARY_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.STORE_LOCAL_PATCH: {workflow_names.GOAL_WORKFLOW},
     goal.FROZEN_PLAN_PATCH: {workflow_names.GOAL_WORKFLOW},
+    agent_test.ACTIVITY_ID_PATCH: {workflow_names.AGENT_TEST_WORKFLOW},
+    loop_pause.LOOP_PAUSE_PATCH: {workflow_names.DAG_WORKFLOW},
+    mcp_toolset.AGENT_CALL_IDS_PATCH: {workflow_names.DAG_WORKFLOW},
     agent_runs.ONE_ACTIVITY_PATCH: {
         workflow_names.DAG_WORKFLOW,
         workflow_names.AGENT_TEST_WORKFLOW,
@@ -80,9 +98,9 @@ async def _patches_of(history: WorkflowHistory) -> set[str]:
 
 
 def _patch_calls() -> set[str]:
-    """The names passed to `workflow.patched(...)` anywhere under workflows/."""
+    """The names passed to `workflow.patched(...)` anywhere in `PATCHED_CODE`."""
     names: set[str] = set()
-    for module in WORKFLOWS_DIR.glob("*.py"):
+    for module in (path for folder in PATCHED_CODE for path in folder.rglob("*.py")):
         for node in ast.walk(ast.parse(module.read_text())):
             if (
                 isinstance(node, ast.Call)
@@ -123,6 +141,9 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 def test_every_patch_in_the_code_is_listed_here() -> None:
     modules = {
         "agent_runs": agent_runs,
+        "agent_test": agent_test,
+        "loop_pause": loop_pause,
+        "mcp_toolset": mcp_toolset,
         "dag": dag,
         "dag_launcher": dag_launcher,
         "dag_nodes": dag_nodes,
