@@ -1,12 +1,13 @@
 """One live progress message per run started from Telegram.
 
 The message is edited from the run's DAG execution event stream ("3/7 nodes done", the running
-nodes), at most once per chat every TELEGRAM_PROGRESS_INTERVAL_S (Telegram limits edits per
-chat), and the final state is always edited in however short the run. Counters, the stream
-offset they include and the text the message shows are saved together after each edit
-(`services.telegram_progress`), so a restarted bot reads on from that offset and edits only when
-the text differs: progress is neither lost nor repeated. At the end come the summary and the
-report artifact as a document.
+nodes) and its running agent node's text so far (the `node.output_delta` live events merged into
+the stream, services/live_output.py), at most once per chat every TELEGRAM_PROGRESS_INTERVAL_S
+(Telegram limits edits per chat), and the final state is always edited in however short the run.
+Counters, the stream offset they include and the text the message shows are saved together after
+each edit (`services.telegram_progress`), so a restarted bot reads on from that offset and edits
+only when the text differs: progress is neither lost nor repeated (a node's text is not saved; the
+kept live events replay it). At the end come the summary and the report artifact as a document.
 """
 
 import asyncio
@@ -24,14 +25,16 @@ from temporalio.client import Client
 
 from bot import texts
 from bot.shield import to_the_end
-from contracts.dag import DagEvent, NodeStatus
+from contracts.dag import NodeStatus
 from contracts.runs import RunDetail, RunStatus
 from core.db import session_scope
 from core.errors import DomainError, NotFound
 from core.models import TelegramProgress
 from core.settings import Settings
-from services import dag_event_stream, dag_executions, runs, telegram_progress
-from services.dag_event_stream import Gap
+from services import dag_event_stream, dag_executions, live_output, runs, telegram_progress
+from services.dag_event_stream import Gap, StreamItem
+from services.live_output import LiveDelta
+from services.realtime import EventHub
 from services.telegram_progress import DONE, REPORTING, TRACKING
 from storage import artifacts
 
@@ -48,6 +51,8 @@ _FINISHED = {"node_succeeded", "node_failed", "node_skipped", "node_cancelled"}
 _CLOSING = {"execution_succeeded", "execution_failed", "execution_cancelled"}
 SUMMARY_SENT = "document"
 """Stage between the summary message and the report document."""
+KEPT_TEXT = 2 * texts.TELEGRAM_LIMIT
+"""The end of a node's text kept to show (more than one message can hold)."""
 
 
 class ChatLimiter:
@@ -85,6 +90,28 @@ class _End:
     error: BaseException | None = None
 
 
+@dataclass
+class _NodeText:
+    """The end of what one try of a node wrote so far; `end` is its length (the next offset)."""
+
+    attempt: int
+    text: str = ""
+    end: int = 0
+
+    def add(self, delta: LiveDelta) -> "_NodeText":
+        """This text with `delta` in it, or a new one when the delta starts another try (a retried
+        attempt, the node's next try or a fallback model all start again at offset 0)."""
+        if delta.attempt != self.attempt or (delta.offset == 0 and self.end > 0):
+            return _NodeText(delta.attempt).add(delta)
+        if delta.offset > self.end:  # a piece is no longer kept: say so, and go on
+            self.text += " … "
+        elif delta.offset < self.end:
+            delta = LiveDelta(delta.node_id, delta.attempt, self.end, delta.text[self.end - delta.offset :])
+        self.text = (self.text + delta.text)[-KEPT_TEXT:]
+        self.end = delta.offset + len(delta.text)
+        return self
+
+
 class RunTracker:
     """Follows one run for its message; `run` returns when the summary went out."""
 
@@ -93,6 +120,9 @@ class RunTracker:
         self.row = row
         self.status: str | None = None
         self.detail = ""
+        self.writing: dict[str, _NodeText] = {}
+        """Each agent node's text so far, the one written to last at the end (shown if running)."""
+        self._saved = self._state()
 
     async def run(self) -> None:
         if self.row.stage == TRACKING:
@@ -131,17 +161,18 @@ class RunTracker:
             await asyncio.sleep(PLAN_POLL_S)
 
     async def _follow_events(self, execution_id: str) -> None:
-        queue: asyncio.Queue[tuple[int, DagEvent] | Gap | _End] = asyncio.Queue()
+        queue: asyncio.Queue[StreamItem | LiveDelta | _End] = asyncio.Queue()
 
         async def read() -> None:
             try:
-                async for item in dag_event_stream.events(
+                stream = dag_event_stream.events(
                     self.f.temporal,
                     self.f.settings,
                     execution_id,
                     after=self.row.offset,
                     poll_cooldown=STREAM_POLL,
-                ):
+                )
+                async for item in live_output.merged(stream, self.f.hub, execution_id):
                     await queue.put(item)
             except Exception as exc:
                 await queue.put(_End(exc))
@@ -180,9 +211,14 @@ class RunTracker:
 
     _needs_resync = False
 
-    def _apply(self, item: tuple[int, DagEvent] | Gap) -> None:
-        """Count one event the way DagWorkflow counts finished nodes."""
+    def _apply(self, item: StreamItem | LiveDelta) -> None:
+        """Count one event the way DagWorkflow counts finished nodes; keep a node's text."""
         row = self.row
+        if isinstance(item, LiveDelta):
+            if item.node_id is not None:
+                node_text = self.writing.pop(item.node_id, None) or _NodeText(item.attempt)
+                self.writing[item.node_id] = node_text.add(item)  # the newest last
+            return
         if isinstance(item, Gap):
             row.offset = item.last
             self._needs_resync = True
@@ -194,6 +230,7 @@ class RunTracker:
         if event.kind == "node_started" and node is not None:
             running = [*[n for n in running if n != node], node]
         elif event.kind in _FINISHED and node is not None:
+            self.writing.pop(node, None)  # its text is written; the count says the rest
             row.done += 1
             row.failed += event.kind == "node_failed"
             running = [n for n in running if n != node]
@@ -264,6 +301,7 @@ class RunTracker:
 
     def _render(self) -> str:
         row = self.row
+        shown = [node for node in self.writing if node in row.running and row.phase == "running"]
         return texts.progress(
             title=row.title,
             run_id=row.run_id,
@@ -275,6 +313,7 @@ class RunTracker:
             waiting=row.waiting,
             status=self.status,
             detail=self.detail,
+            writing=(shown[-1], self.writing[shown[-1]].text) if shown else None,
         )
 
     async def _edit_and_save(self, **changes: Any) -> tuple[bool, float]:
@@ -287,6 +326,8 @@ class RunTracker:
     async def _edit_then_save(self, **changes: Any) -> tuple[bool, float]:
         text = self._render()
         called, retry_after = False, 0.0
+        if text == self.row.rendered and not changes and self._state() == self._saved:
+            return called, retry_after  # nothing new to show or to save (a node's text, unshown)
         if text != self.row.rendered:
             called = True
             while True:
@@ -322,7 +363,23 @@ class RunTracker:
                 rendered=text,
                 stage=row.stage,
             )
+        self._saved = self._state()
         return called, retry_after
+
+    def _state(self) -> tuple[Any, ...]:
+        """What `_edit_then_save` saves of the row besides its text."""
+        row = self.row
+        return (
+            row.execution_id,
+            row.offset,
+            row.done,
+            row.total,
+            row.failed,
+            tuple(row.running),
+            tuple(row.waiting),
+            row.phase,
+            row.stage,
+        )
 
     # ------------------------------------------------------------------ the end
 
@@ -384,6 +441,8 @@ class ProgressFollower:
         self.settings = settings
         self.temporal = temporal
         self.limiter = ChatLimiter(settings.telegram_progress_interval_s)
+        self.hub = EventHub(settings)
+        """This bot's feed of live events (the running nodes' text), started on first use."""
         self.on_execution = on_execution
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -445,6 +504,7 @@ class ProgressFollower:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+        await self.hub.close()
 
     async def idle(self) -> None:
         """Wait until every followed run is reported (tests)."""

@@ -14,6 +14,9 @@ __all__ = ["REFUSAL"]
 
 MAX_MESSAGE = 3500
 """Longer answers go out as a document (Telegram's hard limit is 4096 characters)."""
+TELEGRAM_LIMIT = 4096
+"""Telegram's limit on a message's text, in UTF-16 code units once the HTML is parsed; a message
+built within it as HTML (longer than what it parses to) is always accepted."""
 
 COMMANDS: list[tuple[str, str]] = [
     ("start", "What this bot does"),
@@ -142,8 +145,10 @@ def progress(
     waiting: list[str] | None = None,
     status: str | None = None,
     detail: str = "",
+    writing: tuple[str, str] | None = None,
 ) -> str:
-    """The live message of one run; `status` set means the run is over."""
+    """The live message of one run; `status` set means the run is over. `writing` is a running
+    agent node's (id, text so far): its tail is shown, as much as fits in one message."""
     if status is not None:
         head = f"{icon(status)} <b>{esc(title)}</b> — {esc(status)}"
     else:
@@ -172,7 +177,37 @@ def progress(
     if detail:
         lines.append(esc(detail))
     lines.append(f"<code>{esc(run_id)}</code>")
+    if status is None and writing is not None and writing[1].strip():
+        node, text = writing
+        head = f"✍️ <b>{esc(node)}</b>"
+        # What the rest of the message leaves, less the section's head, tags and line breaks.
+        room = TELEGRAM_LIMIT - _units("\n".join([*lines, head])) - len("\n<blockquote></blockquote>\n")
+        if room > len(ELLIPSIS) + 1:
+            lines[-1:-1] = [head, f"<blockquote>{_tail(text, room)}</blockquote>"]
     return "\n".join(lines)
+
+
+ELLIPSIS = "…"
+
+
+def _units(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _tail(text: str, room: int) -> str:
+    """The escaped end of `text` in at most `room` UTF-16 units, "…" first when cut."""
+    text = text.strip()
+    if _units(esc(text)) <= room:
+        return esc(text)
+    room -= len(ELLIPSIS)
+    kept: list[str] = []
+    for char in reversed(text):
+        room -= _units(esc(char))
+        if room < 0:
+            break
+        kept.append(esc(char))
+    return ELLIPSIS + "".join(reversed(kept)).lstrip()
 
 
 def summary(text: str) -> str:

@@ -1,11 +1,14 @@
-"""Versioned agents: creation, activation and the agent-test workflow."""
+"""Versioned agents: creation, activation and the agent-test workflow (answered at its end, or
+followed as its agent writes)."""
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from contracts.agents import AgentTestInput, AgentTestResult, ModelRef
 from contracts.mcp import is_mcp_tool
@@ -15,7 +18,11 @@ from core.errors import Conflict, Invalid, NotFound
 from core.models import Agent, AgentCreate, AgentUpdate, Provider
 from core.models.agent import AgentBase
 from core.settings import Settings
+from services import live_output
 from services.ids import short_id
+from services.live_output import LiveDelta
+from services.realtime import EventHub
+from services.temporal_errors import run_workflow
 from services.tool_names import unknown_tools
 from services.waiting import StillRunning, require_worker, wait_bounded
 from storage.mcp_servers import find_tools
@@ -160,22 +167,48 @@ async def resolve_agent(session: AsyncSession, name: str) -> Agent:
     return agent
 
 
-async def test_agent(
+async def _start_test(
     session: AsyncSession, client: Client, settings: Settings, agent_id: int, prompt: str
-) -> tuple[str, AgentTestResult | StillRunning]:
-    """Run the agent-test workflow and wait a bounded time; returns (workflow id, result or
-    StillRunning). NoWorker (503) when no worker is there to run it."""
+) -> WorkflowHandle[Any, AgentTestResult]:
+    """Start the agent-test workflow; NotFound for an unknown agent, NoWorker (503) when no worker
+    is there to run it."""
     agent = await get_agent(session, agent_id)
     await require_worker(client, settings)
-    workflow_id = f"agent-test-{agent_id}-{short_id()}"
-    handle = await client.start_workflow(
+    return await client.start_workflow(
         AGENT_TEST_WORKFLOW,
         AgentTestInput(agent_id=agent_id, prompt=prompt),
-        id=workflow_id,
+        id=f"agent-test-{agent_id}-{short_id()}",
         task_queue=settings.task_queue,
         execution_timeout=AGENT_TEST_TIMEOUT,
         search_attributes=search_attributes(agent_name=agent.name, run_kind=RUN_KIND_AGENT_TEST),
         static_summary=f"Test agent {agent.name} v{agent.version} ({agent.model})",
         result_type=AgentTestResult,
     )
-    return workflow_id, await wait_bounded(handle, handle.result(), settings=settings)
+
+
+async def test_agent(
+    session: AsyncSession, client: Client, settings: Settings, agent_id: int, prompt: str
+) -> tuple[str, AgentTestResult | StillRunning]:
+    """Run the agent-test workflow and wait a bounded time; returns (workflow id, result or
+    StillRunning). NoWorker (503) when no worker is there to run it."""
+    handle = await _start_test(session, client, settings, agent_id, prompt)
+    return handle.id, await wait_bounded(handle, handle.result(), settings=settings)
+
+
+async def _to_the_end(handle: WorkflowHandle[Any, AgentTestResult], settings: Settings) -> AgentTestResult:
+    """The result however long the test runs (its execution timeout bounds it): a caller that
+    follows it as it is written stays. NoWorker as for `test_agent` when no worker picked it up."""
+    result = await wait_bounded(handle, handle.result(), settings=settings)
+    if isinstance(result, StillRunning):
+        return await run_workflow(handle.result(), workflow_id=handle.id)
+    return result
+
+
+async def stream_agent_test(
+    session: AsyncSession, client: Client, settings: Settings, hub: EventHub, agent_id: int, prompt: str
+) -> tuple[str, AsyncIterator[LiveDelta | AgentTestResult]]:
+    """Start the agent-test workflow (errors as for `test_agent`); returns (workflow id, its
+    agent's text as it is written, then its result). The iterator raises a domain error when the
+    test fails."""
+    handle = await _start_test(session, client, settings, agent_id, prompt)
+    return handle.id, live_output.until_done(hub, handle.id, lambda: _to_the_end(handle, settings))

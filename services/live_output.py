@@ -11,12 +11,15 @@ Only the execution's own deltas are replayed (read from the table after subscrib
 falls between the two; a live one already handed out is skipped by id). Before a node's end is
 passed on, the deltas the hub has not delivered yet are read from the table, so the text comes
 first even where the hub polls (SQLite, every half second).
+
+`until_done` does the same for a workflow that runs one agent and answers at its end (the agent
+test of `POST /agents/{id}/test` with `"stream": true`): its deltas, then its outcome.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from sqlmodel import col, select
 
@@ -128,6 +131,63 @@ async def merged(
                             last_of[node_id] = event.id
                             yield _delta(event.data)
                 yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Outcome(Generic[T]):
+    """What the awaited work ended with: its value, or the exception it raised."""
+
+    value: T | None = None
+    error: BaseException | None = None
+
+
+async def until_done(
+    hub: EventHub, workflow_id: str, outcome: Callable[[], Awaitable[T]]
+) -> AsyncIterator[LiveDelta | T]:
+    """A workflow's deltas as they are written (the kept ones first), then what `outcome()` gives
+    (or raises), after every delta written before it: for a caller that waits on the one agent run
+    of a workflow, such as an agent test. `outcome` is called once iterating starts; closing the
+    iterator stops waiting on it."""
+    async with hub.subscribe() as live:  # before reading the kept ones: nothing falls between
+        queue: asyncio.Queue[_Queued | _Outcome[T]] = asyncio.Queue()
+        for event in await _kept(hub, workflow_id):
+            queue.put_nowait(_Queued(event.id or 0, _delta(event.data)))
+
+        async def result() -> None:
+            try:
+                await queue.put(_Outcome(value=await outcome()))
+            except Exception as exc:  # handed to the reader, raised there
+                await queue.put(_Outcome(error=exc))
+
+        async def deltas() -> None:
+            while True:
+                event = await live.next()
+                data = event.get("data") or {}
+                if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == workflow_id:
+                    await queue.put(_Queued(int(event["id"]), _delta(data)))
+
+        tasks = [asyncio.create_task(result()), asyncio.create_task(deltas())]
+        delivered: set[int] = set()
+        try:
+            while isinstance(item := await queue.get(), _Queued):
+                if item.event_id not in delivered:
+                    delivered.add(item.event_id)
+                    yield item.delta
+            # Its deltas were committed before it ended, but the hub may still be on its way with
+            # the last of them (on SQLite it polls the table): read what it has not delivered.
+            for event in await _kept(hub, workflow_id, after=max(delivered, default=0)):
+                if event.id is not None and event.id not in delivered:
+                    delivered.add(event.id)
+                    yield _delta(event.data)
+            if item.error is not None:
+                raise item.error
+            yield cast(T, item.value)
         finally:
             for task in tasks:
                 task.cancel()

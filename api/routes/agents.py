@@ -1,16 +1,27 @@
 """Versioned agents: versions, activation, resolution and the test run."""
 
-from typing import Annotated
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError
 
 from api.accepted import WAITING_RESPONSES, accepted
 from api.deps import IdPath, PageDep, SessionDep, SettingsDep, TemporalDep
 from contracts.agents import AgentName, AgentTestResult
+from core.errors import DomainError, Upstream
 from core.models import AgentCreate, AgentPublic, AgentUpdate
 from services import agents as service
+from services.live_output import LiveDelta
+from services.realtime import hub_of
+from services.temporal_errors import rpc_error
 from services.waiting import StillRunning
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -18,6 +29,10 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
 class AgentTestRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=100_000)
+    stream: bool = Field(
+        default=False,
+        description="Answer as SSE: `output_delta` events as the agent writes, then `result` (or `error`)",
+    )
 
 
 class AgentTestResponse(AgentTestResult):
@@ -76,12 +91,81 @@ async def activate_agent(agent_id: IdPath, session: SessionDep) -> AgentPublic:
 async def test_agent(
     agent_id: IdPath,
     body: AgentTestRequest,
+    request: Request,
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
-) -> AgentTestResponse | JSONResponse:
-    """Run a prompt through this version as a workflow and answer output, usage and timing."""
+) -> AgentTestResponse | JSONResponse | EventSourceResponse:
+    """Run a prompt through this version as a workflow and answer output, usage and timing; with
+    `stream`, as SSE while the agent writes (see `_test_events`)."""
+    if body.stream:
+        hub = hub_of(request.app.state)
+        workflow_id, items = await service.stream_agent_test(
+            session, client, settings, hub, agent_id, body.prompt
+        )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return EventSourceResponse(_pinged(_test_events(workflow_id, items)), headers=headers)
     workflow_id, result = await service.test_agent(session, client, settings, agent_id, body.prompt)
     if isinstance(result, StillRunning):
         return accepted(result, settings)
     return AgentTestResponse(**result.model_dump(), workflow_id=workflow_id)
+
+
+PING_S = 15.0
+"""A keep-alive comment goes out after this long without an event (proxies drop idle streams)."""
+
+
+def _event(name: str, data: Any) -> bytes:
+    text = json.dumps(jsonable_encoder(data), ensure_ascii=False, separators=(",", ":"))
+    return format_sse_event(event=name, data_str=text)
+
+
+async def _test_events(
+    workflow_id: str, items: AsyncIterator[LiveDelta | AgentTestResult]
+) -> AsyncIterator[bytes]:
+    """`output_delta` (`attempt`, `offset` in the text, `text`; a text starting again at offset 0
+    is a new try) as the agent writes, then `result` with the body the call answers without
+    `stream`, or `error` with the body its error answer has. Errors found before the workflow
+    started (404, 503) are answered as without `stream`."""
+    try:
+        async for item in items:
+            if isinstance(item, LiveDelta):
+                delta = {"attempt": item.attempt, "offset": item.offset, "text": item.text}
+                yield _event("output_delta", delta)
+            else:
+                yield _event("result", AgentTestResponse(**item.model_dump(), workflow_id=workflow_id))
+    except (DomainError, RPCError) as exc:
+        error = exc if isinstance(exc, DomainError) else rpc_error(exc, what="the agent test")
+        kind = {"error": error.kind} if isinstance(error, Upstream) else {}
+        yield _event("error", {"detail": str(error), **kind})
+
+
+async def _pinged(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`events`, with a keep-alive comment whenever none came for PING_S."""
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def pump() -> None:
+        try:
+            async for chunk in events:
+                await queue.put(chunk)
+        except Exception as exc:  # handed to the reader, raised there
+            await queue.put(exc)
+        await queue.put(None)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(queue.get(), PING_S)
+            except TimeoutError:
+                yield KEEPALIVE_COMMENT
+                continue
+            if chunk is None:
+                return
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,11 +1,24 @@
-"""`POST /agents/{id}/test`: a real workflow whose model request is an activity."""
+"""`POST /agents/{id}/test`: a real workflow whose model request is an activity; with
+`"stream": true` an SSE answer that carries the agent's text as it is written, then the result."""
 
+import asyncio
+import json
 import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import pytest
+import pytest_asyncio
+from fastapi.sse import KEEPALIVE_COMMENT
 from temporalio.api.enums.v1 import EventType, RetryState
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.routes import agents as agents_route
+from core.settings import Settings
+from tests.api.sse import served_api
+from tests.api.test_live_output import says
 from tests.fakes.openai_server import Fail, FakeOpenAI, tool_call
 from tests.helpers import make_agent, make_provider
 
@@ -139,3 +152,123 @@ async def test_agent_test_of_unknown_agent_is_404(api: httpx.AsyncClient) -> Non
     response = await api.post("/api/v1/agents/999999/test", json={"prompt": "ping"})
     assert response.status_code == 404
     assert "999999" in response.json()["detail"]
+
+
+WORDS = 30
+PACE_S = 0.05
+
+
+@pytest_asyncio.fixture(scope="module")
+async def served(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API under uvicorn: the ASGI test transport would hand over a streamed body only whole."""
+    async with served_api(settings) as http:
+        yield http
+
+
+async def _streamed(http: httpx.AsyncClient, agent_id: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SSE events of a streamed test, each with the time it arrived (`at`)."""
+    events: list[dict[str, Any]] = []
+    fields: dict[str, str] = {}
+    async with http.stream(
+        "POST", f"/api/v1/agents/{agent_id}/test", json={**body, "stream": True}
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            elif fields:
+                events.append(
+                    {"event": fields.get("event"), "data": json.loads(fields["data"]), "at": time.monotonic()}
+                )
+                fields = {}
+    return events
+
+
+async def test_a_streamed_test_sends_the_text_as_it_is_written_then_the_result(
+    api: httpx.AsyncClient, served: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    text = " ".join(f"word{i}" for i in range(WORDS))
+    fake_llm.handlers[agent["model"]] = says(text)
+    fake_llm.paces[agent["model"]] = PACE_S
+    events = await _streamed(served, agent["id"], {"prompt": "Talk."})
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "result" and set(kinds) == {"output_delta", "result"}, kinds
+    deltas = [e["data"] for e in events if e["event"] == "output_delta"]
+    assert len(deltas) >= 5  # as it was written (coalesced every ~0.1 s), not at the end
+    assert all(set(d) == {"attempt", "offset", "text"} and d["attempt"] == 1 for d in deltas)
+    assert [d["offset"] for d in deltas] == [
+        sum(len(x["text"]) for x in deltas[:i]) for i in range(len(deltas))
+    ]
+    result = events[-1]["data"]
+    assert "".join(d["text"] for d in deltas) == result["output"] == text
+    assert events[0]["at"] < events[-1]["at"] - 0.8  # the first text well before the answer
+    # The result is the body the call answers without `stream`.
+    plain = await api.post(f"/api/v1/agents/{agent['id']}/test", json={"prompt": "Talk."})
+    assert plain.status_code == 200, plain.text
+    assert set(result) == set(plain.json()) and result["output"] == plain.json()["output"]
+    assert result["workflow_id"].startswith(f"agent-test-{agent['id']}-")
+    assert result["usage"] == {"requests": 1, "input_tokens": 11, "output_tokens": 7}
+
+
+async def test_a_streamed_test_of_a_model_request_that_is_not_streamed_still_answers(
+    api: httpx.AsyncClient, served: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    """A version with an output schema sends its request without streaming (pydantic-ai's output
+    handling): no text comes before the answer, and the answer comes all the same."""
+    provider = await make_provider(api, fake_llm)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    agent = await make_agent(api, provider["id"], output_schema=schema)
+    fake_llm.script(agent["model"], lambda body: tool_call(body["tools"][0]["function"]["name"], {"n": 7}))
+    events = await _streamed(served, agent["id"], {"prompt": "count"})
+    assert [e["event"] for e in events] == ["result"]
+    assert events[0]["data"]["output"] == {"n": 7}
+    assert not any(c["body"].get("stream") for c in _chat_calls(fake_llm, agent["model"]))
+
+
+async def test_a_streamed_test_that_fails_ends_with_an_error_event_in_the_error_shape(
+    api: httpx.AsyncClient, served: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client
+) -> None:
+    provider = await make_provider(api, fake_llm, api_key="sk-wrong-key-5678")
+    agent = await make_agent(api, provider["id"])
+    events = await _streamed(served, agent["id"], {"prompt": "ping"})
+    assert [e["event"] for e in events] == ["error"]
+    error = events[0]["data"]
+    plain = await api.post(f"/api/v1/agents/{agent['id']}/test", json={"prompt": "ping"})
+    assert plain.status_code == 502
+    assert set(error) == set(plain.json()) == {"detail", "error"}
+    assert error["error"] == plain.json()["error"] == "ProviderAuthError"
+    assert "Incorrect API key provided" in error["detail"]
+    await _assert_failed_without_retry(client, error["detail"])
+
+
+async def test_stream_is_an_optional_boolean_and_errors_before_the_stream_stay_plain(
+    api: httpx.AsyncClient,
+) -> None:
+    refused = await api.post("/api/v1/agents/1/test", json={"prompt": "ping", "stream": "maybe"})
+    assert refused.status_code == 422, refused.text
+    assert [p["loc"] for p in refused.json()["detail"]] == [["body", "stream"]]
+    missing = await api.post("/api/v1/agents/999999/test", json={"prompt": "ping", "stream": True})
+    assert missing.status_code == 404 and "999999" in missing.json()["detail"]
+    assert missing.headers["content-type"] == "application/json"
+    schema = (await api.get("/openapi.json")).json()
+    assert schema["components"]["schemas"]["AgentTestRequest"]["properties"]["stream"]["type"] == "boolean"
+    assert schema["components"]["schemas"]["AgentTestRequest"]["required"] == ["prompt"]
+
+
+async def test_a_quiet_stream_is_kept_alive_with_comments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that thinks long before writing: proxies drop a stream idle for a minute."""
+    monkeypatch.setattr(agents_route, "PING_S", 0.05)
+
+    async def slow() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.2)
+        yield b"event: result\n\n"
+
+    got = [chunk async for chunk in agents_route._pinged(slow())]
+    assert got[-1] == b"event: result\n\n" and len(got) >= 3
+    assert set(got[:-1]) == {KEEPALIVE_COMMENT}
