@@ -5,6 +5,7 @@ Read models only: services build them from Temporal visibility, `describe` and t
 """
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -57,3 +58,21 @@ class Started(BaseModel):
     status: ExecutionStatus = ExecutionStatus.running
     reused_nodes: list[str] = []
     web_ui_url: str
+
+
+NodeKind = Literal["agent", "tool", "approval"]
+
+
+class GraphShape(BaseModel):
+    """What the spec says about the drawing: edges (dependency → dependent) and each node's kind."""
+
+    edges: list[tuple[str, str]] = []
+    kinds: dict[str, NodeKind] = {}
+
+
+class ExecutionGraph(BaseModel):
+    """An execution as the run page draws it. `edges` is empty when the spec cannot be read."""
+
+    execution: ExecutionDetail
+    edges: list[tuple[str, str]]
+    kinds: dict[str, NodeKind]

@@ -64,20 +64,32 @@ class PayloadsJson(BaseModel):
     payloads: list[PayloadJson] = Field(max_length=10_000)
 
 
-def _session_value(settings: Settings) -> str | None:
-    """The cookie a token holder's browser carries: derived from the token, not the token."""
+def session_value(settings: Settings) -> str | None:
+    """The cookie a token holder's browser carries: derived from the token, not the token (the
+    run page's login, api/routes/webapp.py, gives the same value)."""
     if settings.api_token is None:
         return None
     token = settings.api_token.get_secret_value().encode()
     return hmac.new(token, b"goalflow codec session v1", hashlib.sha256).hexdigest()
 
 
-def _token_ok(settings: Settings, given: str | None) -> bool:
+def token_ok(settings: Settings, given: str | None) -> bool:
+    """`given` is the API token (constant-time)."""
     expected = settings.api_token.get_secret_value() if settings.api_token else None
     return (
         given is not None
         and expected is not None
         and secrets.compare_digest(given.encode(), expected.encode())
+    )
+
+
+def session_ok(settings: Settings, cookie: str | None) -> bool:
+    """`cookie` is the value a browser got by logging in with the API token (constant-time)."""
+    expected = session_value(settings)
+    return (
+        expected is not None
+        and cookie is not None
+        and secrets.compare_digest(cookie.encode(), expected.encode())
     )
 
 
@@ -102,16 +114,11 @@ async def require_codec_access(
 ) -> None:
     """The API token as a bearer header (CLI, scripts), the codec cookie (Web UI), or the dev
     Web UI of `make run` on this machine (CODEC_TRUSTED_ORIGINS)."""
-    if credentials is not None and _token_ok(settings, credentials.credentials):
+    if credentials is not None and token_ok(settings, credentials.credentials):
         return
     if trusted_local_browser(request, settings):
         return
-    expected, cookie = _session_value(settings), request.cookies.get(COOKIE)
-    if (
-        expected is not None
-        and cookie is not None
-        and secrets.compare_digest(cookie.encode(), expected.encode())
-    ):
+    if session_ok(settings, request.cookies.get(COOKIE)):
         return
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -203,9 +210,9 @@ async def login(
     request: Request, response: Response, settings: SettingsDep, token: Annotated[str, Form(max_length=1024)]
 ) -> str:
     """Give the API token once; this browser then gets the codec cookie (HttpOnly, this path only)."""
-    if not _token_ok(settings, token):
+    if not token_ok(settings, token):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API token")
-    value = _session_value(settings)
+    value = session_value(settings)
     assert value is not None  # a token matched, so one is configured
     response.set_cookie(
         COOKIE,

@@ -103,6 +103,22 @@ async def test_init_data_good_tampered_expired_missing_and_a_stranger(
     page = await webapp_api.get("/webapp", headers={"Authorization": ""})
     assert page.status_code == 200 and "X-Telegram-Init-Data" in page.text
 
+    # Good initData is enough without the browser login's cookie, and bad initData is not made
+    # good by one: whoever sends initData is judged by it.
+    api_token = bot_settings.api_token
+    assert api_token is not None
+    login = await webapp_api.post(
+        "/webapp/login", data={"token": api_token.get_secret_value()}, headers={"Authorization": ""}
+    )
+    assert login.status_code == 303
+    webapp_api.cookies.clear()
+    set_cookies = login.headers.get_list("set-cookie")
+    [cookie] = [c.split(";")[0] for c in set_cookies if c.startswith("goalflow_page=")]
+    tampered_with_cookie = await webapp_api.get(
+        "/webapp/api/runs", headers={"X-Telegram-Init-Data": tampered, "Cookie": cookie, "Authorization": ""}
+    )
+    assert tampered_with_cookie.status_code == 401
+
 
 @pytest_asyncio.fixture
 async def served(bot_settings: Settings, worker: None) -> AsyncIterator[str]:
@@ -152,6 +168,11 @@ async def test_the_web_app_shows_runs_and_a_runs_nodes_live_in_headless_chromium
                 timeout=30_000
             )
             assert await page.locator('li.node[data-node-id="calc"][data-status="succeeded"]').count() == 1
+            # The same graph as in a browser (tests/api/test_run_page.py), with its decision buttons.
+            assert await page.locator("svg#dag g.gnode").count() == 3
+            waiting_box = 'g.gnode[data-node-id="gate"][data-status="waiting_approval"]'
+            assert await page.locator(waiting_box).count() == 1
+            assert await page.locator('li.node[data-node-id="gate"] button.approve').is_visible()
 
             # Approved elsewhere: the page learns it from the event stream, without a reload.
             approved = await api.post(
