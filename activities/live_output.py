@@ -11,7 +11,10 @@ and the text's offset in the node's output.
 
 import logging
 import time
+from collections.abc import AsyncIterable
+from typing import Any
 
+from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from temporalio import activity
 
 from contracts.agents import node_of_activity
@@ -29,14 +32,12 @@ FLUSH_CHARS = 32 * 1024
 class LiveOutput:
     """Publishes a streamed answer's text as it grows; inert outside an activity."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
+        """`source` names the node as an activity id would (default: this activity's own id)."""
         info = activity.info() if activity.in_activity() else None
+        node_id = node_of_activity(source or info.activity_id) if info is not None else None
         self._where = (
-            {
-                "execution_id": info.workflow_id,
-                "node_id": node_of_activity(info.activity_id),
-                "attempt": info.attempt,
-            }
+            {"execution_id": info.workflow_id, "node_id": node_id, "attempt": info.attempt}
             if info is not None and info.workflow_id
             else None
         )
@@ -64,3 +65,22 @@ class LiveOutput:
                 await session.commit()
         except Exception:  # live output is a courtesy: the answer itself must not fail with it
             log.warning("could not publish a node's live output", exc_info=True)
+
+
+def text_of(event: AgentStreamEvent) -> str:
+    """The text a model stream event adds to the answer ("" for anything else, such as tool calls)."""
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        return event.delta.content_delta
+    return ""
+
+
+async def publish_text(ctx: Any, events: AsyncIterable[AgentStreamEvent]) -> None:
+    """pydantic-ai's event stream handler for the loop's streamed model requests (it runs inside
+    their activity): the text goes out as the request is answered."""
+    deps = ctx.deps
+    live = LiveOutput(source=getattr(deps, "live", None))
+    async for event in events:
+        await live.add(text_of(event))
+    await live.flush()

@@ -82,6 +82,9 @@ class AgentToolDeps(BaseModel):
 
     tools: list[str] = []
     depth: int = Field(default=0, ge=0)
+    live: str | None = None
+    """The activity-id prefix of the DAG node (`<node>-<attempt>-agent-<try>`) whose text this
+    run publishes as it is written; None: the run's text is not published."""
 
 
 # Typed failure names of tools (the `type` of their non-retryable ApplicationErrors).

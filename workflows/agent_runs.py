@@ -46,6 +46,7 @@ from contracts.agents import (
     AgentSnapshot,
     LoopCarry,
     ModelFailure,
+    node_of_activity,
 )
 from contracts.usage import TokenUsage
 
@@ -73,7 +74,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.agent_request import agent_request
     from activities.heartbeat import MODEL_HEARTBEAT_TIMEOUT
-    from activities.llm import goalflow_agent
+    from activities.llm import goalflow_agent, streaming_requests
     from activities.llm_models import LLM_RETRY, LLM_TIMEOUT
     from activities.loop_pause import LoopPaused, pausing
     from activities.tools.mcp_toolset import offering
@@ -103,6 +104,9 @@ FALLBACK_ON = frozenset(
 only once nothing more can be done with this model (a final error, or retries spent)."""
 MODEL_ACTIVITY_SUFFIXES = ("__model_request", "__model_request_stream")
 """How pydantic-ai names the model-request activities of the loop (a tool's activity differs)."""
+LOOP_STREAM_PATCH = "agent-loop-streams"
+"""Since this patch the model requests of a DAG node's agent loop are streamed (pydantic-ai's
+`model_request_stream` activity instead of `model_request`), and their text is published."""
 REPAIR_RETRIES = {"output": 0}
 """The repair request is the run's one output retry (`OUTPUT_REPAIRS`): if it fails too, the model
 failed for good."""
@@ -307,10 +311,18 @@ async def _run_on(
         options["retries"] = REPAIR_RETRIES
     if repair is not None:
         options["message_history"] = repair
+    live = node_of_activity(activity_id) is not None if activity_id else False
+    if live and workflow.patched(LOOP_STREAM_PATCH):
+        options["deps"] = options["deps"].model_copy(update={"live": activity_id})
+    else:
+        live = False
     with capture_run_messages() as messages, offering(agent.mcp_tools):
         start = len(repair or [])
         try:
-            with pausing(pause_when, messages, start) if pause_when else nullcontext():
+            with (
+                pausing(pause_when, messages, start) if pause_when else nullcontext(),
+                streaming_requests() if live else nullcontext(),
+            ):
                 result = await goalflow_agent.run(None if repair is not None else prompt, **options)
         except LoopPaused as paused:
             new = [*messages[start:], paused.request]

@@ -19,11 +19,15 @@ each patch where they did.
 
 from temporalio import workflow
 
-from workflows.agent_runs import FALLBACKS_PATCH, ONE_ACTIVITY_PATCH
+from workflows.agent_runs import FALLBACKS_PATCH, LOOP_STREAM_PATCH, ONE_ACTIVITY_PATCH
 from workflows.dag_graph import APPROVAL_DEADLINE_PATCH, BUDGET_ASK_PATCH
 from workflows.dag_launcher import LOCAL_TASK_BYTES_PATCH
 from workflows.dag_nodes import NODE_ACTIVITY_IDS
 from workflows.usage import USAGE_PATCH
+
+with workflow.unsafe.imports_passed_through():
+    from activities.loop_pause import LOOP_PAUSE_PATCH
+    from activities.tools.mcp_toolset import AGENT_CALL_IDS_PATCH
 
 UP_FRONT_PATCH = "dag-patches-up-front"
 """Since this patch DagWorkflow decides every patch it consults in the first activation of a run."""
@@ -36,10 +40,18 @@ HELPER_PATCHES = (
     ONE_ACTIVITY_PATCH,
     FALLBACKS_PATCH,
     USAGE_PATCH,
+    LOOP_PAUSE_PATCH,
+    LOOP_STREAM_PATCH,
 )
 """The patches of the modules DagWorkflow schedules, runs and closes nodes with. A new patch that
 DagWorkflow or anything it calls consults goes here (or in the workflow's own list): the test in
 tests/workflows/test_usage_marker_queries.py checks that a new run's first task decides them all."""
+
+
+CALL_IDS_UP_FRONT_PATCH = "dag-patches-up-front-mcp-call-ids"
+"""Since this patch `AGENT_CALL_IDS_PATCH` is decided up front too. It shipped asked where an agent
+node's first MCP call happens, so histories from before this patch keep asking it there (deciding
+it up front on their replay would answer False and then meet its marker)."""
 
 
 def decide_up_front(*own: str) -> None:
@@ -48,3 +60,5 @@ def decide_up_front(*own: str) -> None:
         return
     for patch_id in (*own, *HELPER_PATCHES):
         workflow.patched(patch_id)
+    if workflow.patched(CALL_IDS_UP_FRONT_PATCH):
+        workflow.patched(AGENT_CALL_IDS_PATCH)

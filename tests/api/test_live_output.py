@@ -1,9 +1,11 @@
 """An agent node's text is published as it is written (activities/live_output.py): ordered
 `node.output_delta` events, well before the node ends, whose text put together is the node's
 output; the workflow history is the same length as for an answer that came at once; an SSE
-client of the execution's events gets the text as `node_output_delta` before `node_succeeded`."""
+client of the execution's events gets the text as `node_output_delta` before `node_succeeded`; an
+agent with tools streams the model requests of its loop in the workflow too."""
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +29,7 @@ from tests.api.dag_helpers import make_dag, start, wait_closed
 from tests.api.sse import read_events, served_api
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.workflows.replay import scheduled_activities
 
 WORDS = 30
 PACE_S = 0.05
@@ -81,6 +84,48 @@ async def test_an_agent_nodes_text_is_published_as_it_is_written(
         assert deltas[0][0] < finished - 0.8  # the first text well before the node ended
     streamed, at_once = histories
     assert len(streamed.events) == len(at_once.events)  # no history event per delta
+
+
+def calculates_then_says(text: str) -> Any:
+    """A model that calls the calculator once, then answers `text`."""
+
+    def handle(body: dict[str, Any]) -> dict[str, Any]:
+        if not any(m["role"] == "tool" for m in body["messages"]):
+            call = {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "calculator", "arguments": json.dumps({"expression": "6*7"})},
+            }
+            return {"role": "assistant", "content": None, "tool_calls": [call]}
+        return {"role": "assistant", "content": text}
+
+    return handle
+
+
+async def test_an_agent_with_tools_streams_the_requests_of_its_loop(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client, settings: Settings
+) -> None:
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"], tools=["calculator"])
+    text = " ".join(f"word{i}" for i in range(WORDS))
+    fake_llm.handlers[agent["model"]] = calculates_then_says(text)
+    fake_llm.paces[agent["model"]] = PACE_S
+    dag = await make_dag(api, {"nodes": [{"id": "think", "agent": agent["name"], "prompt": "Count."}]})
+    execution_id = await start(api, dag["id"])
+    body = await wait_closed(api, execution_id)
+    finished = time.time()
+    assert body["status"] == "succeeded", body
+    assert body["nodes"][0]["output"] == text
+    deltas = await deltas_of(settings, execution_id)
+    data = [d for _, d in deltas]
+    assert len(data) >= 5, data
+    assert {(d["node_id"], d["attempt"]) for d in data} == {("think", 1)}
+    assert "".join(d["text"] for d in data) == text  # the tool call's request wrote no text
+    assert deltas[0][0] < finished - 0.8
+    history = await client.get_workflow_handle(execution_id).fetch_history()
+    kinds = [name for name, _ in scheduled_activities(history)]
+    assert sum(kind.endswith("__model_request_stream") for kind in kinds) == 2, kinds
+    assert len(fake_llm.calls(agent["model"])) == 2
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -39,6 +39,7 @@ workflows (pydantic-ai capabilities and toolsets)."""
 PATCH_TYPES: dict[str, set[str]] = {
     dag_nodes.NODE_ACTIVITY_IDS: {workflow_names.DAG_WORKFLOW},
     dag_patches.UP_FRONT_PATCH: {workflow_names.DAG_WORKFLOW},
+    dag_patches.CALL_IDS_UP_FRONT_PATCH: {workflow_names.DAG_WORKFLOW},
     dag_launcher.LOCAL_TASK_BYTES_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.STATUS_ATTRIBUTE_PATCH: {workflow_names.DAG_WORKFLOW},
     dag.ARCHIVE_EVENTS_PATCH: {workflow_names.DAG_WORKFLOW},
@@ -52,6 +53,7 @@ PATCH_TYPES: dict[str, set[str]] = {
     goal.FROZEN_PLAN_PATCH: {workflow_names.GOAL_WORKFLOW},
     agent_test.ACTIVITY_ID_PATCH: {workflow_names.AGENT_TEST_WORKFLOW},
     loop_pause.LOOP_PAUSE_PATCH: {workflow_names.DAG_WORKFLOW},
+    agent_runs.LOOP_STREAM_PATCH: {workflow_names.DAG_WORKFLOW},
     mcp_toolset.AGENT_CALL_IDS_PATCH: {workflow_names.DAG_WORKFLOW},
     agent_runs.ONE_ACTIVITY_PATCH: {
         workflow_names.DAG_WORKFLOW,
