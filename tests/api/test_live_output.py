@@ -6,6 +6,9 @@ agent with tools streams the model requests of its loop in the workflow too."""
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +20,7 @@ import pytest_asyncio
 from sqlmodel import col, select
 from temporalio.client import Client
 
-from contracts.dag import DagEvent
+from contracts.dag import DagEvent, DagSpec, ExecutionStatus, NodeSpec
 from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA, RUN_PROGRESS, publish
 from core.models import LiveEvent
@@ -29,7 +32,10 @@ from tests.api.dag_helpers import make_dag, start, wait_closed
 from tests.api.sse import read_events, served_api
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import make_agent, make_provider
+from tests.stack import ROOT
 from tests.workflows.replay import scheduled_activities
+from tests.workflows.test_agent_node_speed import start as start_dag
+from worker import build_worker
 
 WORDS = 30
 PACE_S = 0.05
@@ -126,6 +132,50 @@ async def test_an_agent_with_tools_streams_the_requests_of_its_loop(
     kinds = [name for name, _ in scheduled_activities(history)]
     assert sum(kind.endswith("__model_request_stream") for kind in kinds) == 2, kinds
     assert len(fake_llm.calls(agent["model"])) == 2
+
+
+async def test_a_worker_killed_mid_stream_shows_a_new_attempt_and_a_whole_second_answer(
+    api: httpx.AsyncClient, fake_llm: FakeOpenAI, client: Client, settings: Settings
+) -> None:
+    """kill -9 of the worker while the node writes: the text so far stays attempt 1's, the retried
+    request writes the whole answer again as attempt 2 from offset 0, and that is the output."""
+    provider = await make_provider(api, fake_llm)
+    agent = await make_agent(api, provider["id"])
+    text = " ".join(f"word{i}" for i in range(WORDS))
+    fake_llm.handlers[agent["model"]] = says(text)
+    fake_llm.paces[agent["model"]] = 0.1
+    queue = f"live-kill-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TASK_QUEUE": queue, "WORKER_METRICS_ADDRESS": "", "PYTHONPATH": str(ROOT)}
+    worker_a = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    seen: list[dict[str, Any]] = []
+    try:
+        spec = DagSpec(
+            name="kill-mid-stream", nodes=[NodeSpec(id="say", agent=agent["name"], prompt="Talk.")]
+        )
+        handle = await start_dag(client, queue, spec)
+        deadline = time.monotonic() + 60
+        while len(seen) < 3:  # worker A has written some of the answer
+            assert time.monotonic() < deadline, "worker A wrote nothing"
+            await asyncio.sleep(0.1)
+            seen = [d for _, d in await deltas_of(settings, handle.id)]
+        worker_a.send_signal(signal.SIGKILL)
+        await worker_a.wait()
+        async with build_worker(client, settings, task_queue=queue):
+            result = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        if worker_a.returncode is None:
+            worker_a.kill()
+            await worker_a.wait()
+    assert result.status == ExecutionStatus.succeeded
+    data = [d for _, d in await deltas_of(settings, handle.id)]
+    first = "".join(d["text"] for d in data if d["attempt"] == 1)
+    second = [d for d in data if d["attempt"] == 2]
+    assert first and text.startswith(first) and len(first) < len(text)  # cut by the kill
+    assert second[0]["offset"] == 0  # the new attempt starts the text again
+    assert "".join(d["text"] for d in second) == text  # a whole second answer, not glued to the first
+    assert [d["attempt"] for d in data] == sorted(d["attempt"] for d in data)
 
 
 @pytest_asyncio.fixture(scope="module")
