@@ -28,6 +28,7 @@ test: lint
 bench: sync
 	$(UV) run --frozen python -m bench.dag_overhead
 	$(UV) run --frozen python -m bench.agent_overhead
+	$(UV) run --frozen python -m bench.ttft
 	$(UV) run --frozen python -m bench.local_model
 
 rotate-keys: sync

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_S = 0.1
 FLUSH_CHARS = 32 * 1024
-"""A fast model's text waits at most `FLUSH_S`; one event carries at most this much of it."""
+"""A fast model's text waits at most `FLUSH_S` (its first text not at all); one event carries at
+most this much of it."""
 
 
 class LiveOutput:
@@ -43,7 +44,7 @@ class LiveOutput:
         )
         self._buffer = ""
         self._offset = 0
-        self._flushed_at = time.monotonic()
+        self._flushed_at = -FLUSH_S  # the first text goes out at once: time to first token
 
     async def add(self, text: str) -> None:
         if self._where is None or not text:

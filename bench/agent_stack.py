@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.fakes.openai_server import FakeOpenAI, serve, tool_call
+from tests.fakes.openai_server import FakeOpenAI, Handler, serve, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -44,8 +44,15 @@ def _plan_or_echo(plan: dict[str, Any]) -> Any:
     return handle
 
 
-def _serve_fake(sock: socket.socket, latency: float, plan: dict[str, Any]) -> None:
-    serve(FakeOpenAI(latency=latency, detect_aborts=False, default_handler=_plan_or_echo(plan)), sock)
+def _serve_fake(
+    sock: socket.socket,
+    latency: float,
+    plan: dict[str, Any],
+    handler: Handler | None,
+    paces: dict[str, float],
+) -> None:
+    answer = handler or _plan_or_echo(plan)
+    serve(FakeOpenAI(latency=latency, detect_aborts=False, default_handler=answer, paces=paces), sock)
 
 
 @dataclass
@@ -67,13 +74,21 @@ class FakeProcess:
 
 
 @contextmanager
-def fake_llm(latency: float, plan: dict[str, Any]) -> Iterator[FakeProcess]:
-    """Fork the fake before anything else starts threads in this process."""
+def fake_llm(
+    latency: float,
+    plan: dict[str, Any],
+    *,
+    handler: Handler | None = None,
+    paces: dict[str, float] | None = None,
+) -> Iterator[FakeProcess]:
+    """Fork the fake before anything else starts threads in this process. It answers the plan
+    tool with `plan` and echoes otherwise, or answers everything with `handler`; a streamed
+    answer for a model in `paces` comes word by word that many seconds apart."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     process = multiprocessing.get_context("fork").Process(
-        target=_serve_fake, args=(sock, latency, plan), daemon=True
+        target=_serve_fake, args=(sock, latency, plan, handler, paces or {}), daemon=True
     )
     process.start()
     sock.close()

@@ -27,7 +27,7 @@ from core.db import session_scope
 from core.events import NODE_OUTPUT_DELTA
 from core.models import LiveEvent
 from services.dag_event_stream import Gap, StreamItem
-from services.realtime import REPLAY_LIMIT, EventHub
+from services.realtime import REPLAY_LIMIT, EventHub, Subscriber
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,15 @@ def _delta(data: dict[str, Any]) -> LiveDelta:
     )
 
 
+async def _deltas_into(queue: "asyncio.Queue[Any]", live: Subscriber, workflow_id: str) -> None:
+    """Forever: the workflow's deltas among the hub's live events, onto `queue`."""
+    while True:
+        event = await live.next()
+        data = event.get("data") or {}
+        if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == workflow_id:
+            await queue.put(_Queued(int(event["id"]), _delta(data)))
+
+
 async def merged(
     items: AsyncIterator[StreamItem], hub: EventHub, execution_id: str
 ) -> AsyncIterator[StreamItem | LiveDelta]:
@@ -98,14 +107,7 @@ async def merged(
                 await queue.put(exc)
             await queue.put(_DONE)
 
-        async def deltas() -> None:
-            while True:
-                event = await live.next()
-                data = event.get("data") or {}
-                if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == execution_id:
-                    await queue.put(_Queued(int(event["id"]), _delta(data)))
-
-        tasks = [asyncio.create_task(stream()), asyncio.create_task(deltas())]
+        tasks = [asyncio.create_task(stream()), asyncio.create_task(_deltas_into(queue, live, execution_id))]
         delivered: set[int] = set()  # a delta that comes twice (replayed, then live) goes once
         last_of: dict[str | None, int] = {}  # per node: one activity writes its deltas in order
         try:
@@ -165,14 +167,7 @@ async def until_done(
             except Exception as exc:  # handed to the reader, raised there
                 await queue.put(_Outcome(error=exc))
 
-        async def deltas() -> None:
-            while True:
-                event = await live.next()
-                data = event.get("data") or {}
-                if event.get("type") == NODE_OUTPUT_DELTA and data.get("execution_id") == workflow_id:
-                    await queue.put(_Queued(int(event["id"]), _delta(data)))
-
-        tasks = [asyncio.create_task(result()), asyncio.create_task(deltas())]
+        tasks = [asyncio.create_task(result()), asyncio.create_task(_deltas_into(queue, live, workflow_id))]
         delivered: set[int] = set()
         try:
             while isinstance(item := await queue.get(), _Queued):

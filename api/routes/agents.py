@@ -141,7 +141,9 @@ async def _test_events(
 
 
 async def _pinged(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """`events`, with a keep-alive comment whenever none came for PING_S."""
+    """`events`, with a keep-alive comment whenever none came for PING_S. FastAPI inserts these
+    only for an endpoint that is itself an SSE generator; this route answers JSON or SSE by a field
+    of its body, so it returns the response and keeps it alive here."""
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=1)
 
     async def pump() -> None:
