@@ -8,12 +8,14 @@ newcomer follows a run by the id `POST /goals/{id}/run` answered, without findin
 
 Event ids say where a reconnect resumes: `dag:<offset>` resumes the DAG's events right after that
 offset (the current progress is sent again first: it is a snapshot, so repeating it is harmless);
-`report` means nothing is left.
+`report` means nothing is left. With the API's event hub, an agent node's text comes as it is
+written, as `node_output_delta` events without an id, merged as for the DAG's own stream
+(services/live_output.py).
 """
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from temporalio.client import Client
@@ -23,8 +25,10 @@ from contracts.goals import GoalProgress
 from contracts.runs import RunReport, RunStatus
 from core.errors import Conflict
 from core.settings import Settings
-from services import dag_event_stream, runs
-from services.dag_event_stream import Gap
+from services import dag_event_stream, live_output, runs
+from services.dag_event_stream import Gap, StreamItem
+from services.live_output import LiveDelta
+from services.realtime import EventHub
 
 POLL_S = 0.25
 """Pause between `steps` queries while the run plans or summarises (queries add no history)."""
@@ -33,9 +37,10 @@ REPORT_ID = "report"
 
 @dataclass(frozen=True)
 class RunEvent:
-    """One SSE event: its id (where a reconnect resumes), its name and its data."""
+    """One SSE event: its id (where a reconnect resumes; None for a node's text), its name and
+    its data."""
 
-    id: str
+    id: str | None
     kind: str
     data: Any
 
@@ -59,9 +64,15 @@ def _id(progress: GoalProgress, dag_after: int | None) -> str:
 
 
 async def _dag_events(
-    client: Client, settings: Settings, dag_id: str, after: int | None, run_closed: bool
+    client: Client,
+    settings: Settings,
+    dag_id: str,
+    after: int | None,
+    run_closed: bool,
+    hub: EventHub | None,
 ) -> AsyncIterator[RunEvent] | None:
-    """The DAG's events as run events; None while the child is not started yet."""
+    """The DAG's events as run events (with its nodes' text when there is a hub); None while the
+    child is not started yet."""
     stream = dag_event_stream.events(client, settings, dag_id, after=after)
     try:
         first = await anext(stream, None)
@@ -71,7 +82,16 @@ async def _dag_events(
         if run_closed:  # the child never started, or its history is gone
             return _nothing()
         return None
-    return _relayed(first, stream)
+    items = _chained(first, stream)
+    return _relayed(live_output.merged(items, hub, dag_id) if hub is not None else items)
+
+
+async def _chained(first: StreamItem | None, rest: AsyncIterator[StreamItem]) -> AsyncIterator[StreamItem]:
+    if first is None:
+        return
+    yield first
+    async for item in rest:
+        yield item
 
 
 async def _nothing() -> AsyncIterator[RunEvent]:
@@ -79,22 +99,25 @@ async def _nothing() -> AsyncIterator[RunEvent]:
     yield  # an empty async generator
 
 
-async def _relayed(
-    first: tuple[int, Any] | Gap | None, rest: AsyncIterator[tuple[int, Any] | Gap]
-) -> AsyncIterator[RunEvent]:
-    item = first
-    while item is not None:
-        if isinstance(item, Gap):
+async def _relayed(items: AsyncIterator[StreamItem | LiveDelta]) -> AsyncIterator[RunEvent]:
+    async for item in items:
+        if isinstance(item, LiveDelta):
+            yield RunEvent(id=None, kind="node_output_delta", data=asdict(item))
+        elif isinstance(item, Gap):
             gap = {"first": item.first, "last": item.last, "message": "these events are no longer kept"}
             yield RunEvent(id=f"dag:{item.last}", kind="gap", data=gap)
         else:
             offset, event = item
             yield RunEvent(id=f"dag:{offset}", kind=event.kind, data=event)
-        item = await anext(rest, None)
 
 
 async def run_events(
-    client: Client, settings: Settings, run_id: str, *, last_event_id: str | None = None
+    client: Client,
+    settings: Settings,
+    run_id: str,
+    *,
+    last_event_id: str | None = None,
+    hub: EventHub | None = None,
 ) -> AsyncIterator[RunEvent]:
     """Progress, the DAG's events and the report, in order; ends when the run has closed."""
     if last_event_id == REPORT_ID:
@@ -115,10 +138,11 @@ async def run_events(
             said = _shape(progress)
             yield RunEvent(id=_id(progress, dag_after), kind="progress", data=progress)
         if progress.dag_workflow_id and not followed:
-            relayed = await _dag_events(client, settings, progress.dag_workflow_id, dag_after, closed)
+            relayed = await _dag_events(client, settings, progress.dag_workflow_id, dag_after, closed, hub)
             if relayed is not None:
                 async for event in relayed:
-                    dag_after = int(event.id.removeprefix("dag:"))
+                    if event.id is not None:
+                        dag_after = int(event.id.removeprefix("dag:"))
                     yield event
                 followed = True
                 continue  # the run's phase has moved on meanwhile: ask again now

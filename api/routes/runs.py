@@ -12,6 +12,7 @@ from contracts.goals import GoalProgress
 from contracts.runs import RunDetail, RunStatus, RunSummary
 from services import run_events
 from services import runs as service
+from services.realtime import hub_of
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -63,6 +64,7 @@ async def _existing(run_id: RunIdPath, client: TemporalDep) -> str:
 @router.get("/{run_id}/events", response_class=EventSourceResponse)
 async def run_events_stream(
     run_id: Annotated[str, Depends(_existing)],
+    request: Request,
     client: TemporalDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(pattern=r"^(phase:[a-z]{1,20}|dag:\d{1,12}|report)$")] = None,
@@ -70,8 +72,11 @@ async def run_events_stream(
     """The run as SSE, plan to report: `progress` (the run's phase and its plan and summary
     steps, each time they change), the DAG's own events with their names (`node_started`,
     `node_succeeded`, ..., `gap`), then `report` (status, summary, artifacts, usage or failure)
-    and `end`. A reconnect with `Last-Event-ID` resumes the DAG's events after the last one seen."""
-    async for event in run_events.run_events(client, settings, run_id, last_event_id=last_event_id):
+    and `end`. A reconnect with `Last-Event-ID` resumes the DAG's events after the last one seen.
+    An agent node's text comes as it is written, as `node_output_delta` events without an id, as
+    on `GET /dag-executions/{id}/events`."""
+    hub = hub_of(request.app.state)
+    async for event in run_events.run_events(client, settings, run_id, last_event_id=last_event_id, hub=hub):
         yield ServerSentEvent(id=event.id, event=event.kind, data=event.data)
     yield ServerSentEvent(event="end", data={"run_id": run_id})
 

@@ -14,8 +14,10 @@ from temporalio.client import Client
 from core.settings import Settings
 from tests.api.goal_helpers import make_goal, make_goal_agent, wait_closed
 from tests.api.sse import read_events, served_api
+from tests.api.test_live_output import PACE_S, WORDS, says
 from tests.api.test_runs import APPROVAL_PLAN
 from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import make_agent, make_provider
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -95,3 +97,27 @@ async def test_a_run_failing_before_its_dag_ends_with_its_failure_and_bad_reques
     bad = await served.get(f"/api/v1/runs/{run_id}/events", headers={"Last-Event-ID": "dag:abc"})
     assert bad.status_code == 422 and "last-event-id" in bad.text.lower()
     assert (await served.get("/api/v1/runs/goal-999999-nope/events")).status_code == 404
+
+
+async def test_a_runs_stream_carries_its_agent_nodes_text_as_it_is_written(
+    served: httpx.AsyncClient, fake_llm: FakeOpenAI
+) -> None:
+    provider = await make_provider(served, fake_llm)
+    writer = await make_agent(served, provider["id"])
+    text = " ".join(f"word{i}" for i in range(WORDS))
+    fake_llm.handlers[writer["model"]] = says(text)
+    fake_llm.paces[writer["model"]] = PACE_S
+    plan = {"name": "write", "nodes": [{"id": "say", "agent": writer["name"], "prompt": "Talk."}]}
+    agent = await make_goal_agent(served, fake_llm, plan=plan)
+    goal = await make_goal(served, agent["name"])
+    run_id = (await served.post(f"/api/v1/goals/{goal['id']}/run")).json()["id"]
+    events = await _events(served, run_id)
+    kinds = [e["event"] for e in events]
+    deltas = [e for e in events if e["event"] == "node_output_delta"]
+    assert len(deltas) >= 5, kinds
+    assert all(e["id"] is None and e["data"]["node_id"] == "say" for e in deltas)
+    assert "".join(e["data"]["text"] for e in deltas) == text
+    succeeded = next(i for i, e in enumerate(events) if e["event"] == "node_succeeded")
+    assert kinds.index("node_output_delta") < succeeded
+    assert max(i for i, kind in enumerate(kinds) if kind == "node_output_delta") < succeeded
+    assert kinds[-2:] == ["report", "end"]
