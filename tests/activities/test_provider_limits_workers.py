@@ -193,6 +193,10 @@ async def test_per_minute_limits_hold_across_two_worker_processes_and_queued_nod
     by_tokens = await make_provider(api, fake_llm, tokens_per_minute=60)
     rpm_agent = await make_agent(api, by_requests["id"])
     tpm_agent = await make_agent(api, by_tokens["id"], max_tokens=20)
+    for agent in (rpm_agent, tpm_agent):
+        # Each answer holds its activity slot a while, so one process cannot take every request
+        # (a fresh-clone run saw one process take all eight when they answered at once).
+        fake_llm.slow(agent["model"], 2.0)
     nodes = [NodeSpec(id=f"r{i}", agent=rpm_agent["name"], prompt=f"r{i}") for i in range(4)]
     nodes += [NodeSpec(id=f"t{i}", agent=tpm_agent["name"], prompt=f"t{i}") for i in range(4)]
     async with limits_stack(client, max_activities=4) as task_queue:
