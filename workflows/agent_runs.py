@@ -311,11 +311,10 @@ async def _run_on(
         options["retries"] = REPAIR_RETRIES
     if repair is not None:
         options["message_history"] = repair
-    live = node_of_activity(activity_id) is not None if activity_id else False
-    if live and workflow.patched(LOOP_STREAM_PATCH):
+    # A DAG node's loop streams (its text has a node to go to); patched only then.
+    live = bool(activity_id and node_of_activity(activity_id)) and workflow.patched(LOOP_STREAM_PATCH)
+    if live:
         options["deps"] = options["deps"].model_copy(update={"live": activity_id})
-    else:
-        live = False
     with capture_run_messages() as messages, offering(agent.mcp_tools):
         start = len(repair or [])
         try:
